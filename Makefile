@@ -1,0 +1,27 @@
+# `make demo` and `make test` create .venv when it is missing, then run.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# CUDA builds that also run on CPU; the 2.13.0 CPU wheel found on some machines breaks torchvision and timm.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: demo test lint clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH_PINS)
+	$(PY) -m pip install --quiet -e ".[dev]" $(TORCH_PINS)
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) benchmarks/bench_hilo.py --quick
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,7 @@
+"""hilovit: HiLo attention and LITv2 vision transformers, exact and fast."""
+
+__version__ = "0.1.0"
+
+from hilovit.attention import HiLo, HiLo2d  # noqa: E402
+
+__all__ = ["HiLo", "HiLo2d", "__version__"]

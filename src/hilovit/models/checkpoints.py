@@ -1,0 +1,252 @@
+"""Load official LITv2 checkpoints (and our own) strictly, with errors that say what is wrong.
+
+Accepted sources, as a path (``.pth``/``.pt`` via ``torch.load(weights_only=True)``, ``.safetensors``)
+or an in-memory mapping:
+
+* classification checkpoints of the official code: ``{"model": state_dict, ...}``;
+* mmdet / mmseg checkpoints: ``{"state_dict": state_dict, "meta": ...}`` whose backbone keys start with
+  ``backbone.`` (the neck and head entries are dropped);
+* plain state dicts, optionally with the ``module.`` prefix that DistributedDataParallel adds.
+
+A classification checkpoint loaded into a dense-prediction backbone drops its ``norm.``/``head.``
+entries, and a backbone checkpoint loaded into a classifier drops its ``norm0..3.`` output norms; every
+other difference is an error (:class:`CheckpointMismatchError`) that lists the keys by name. Keys a caller
+knowingly leaves at their initialisation are named in ``allow_missing``; nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import safetensors
+import safetensors.torch
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointFormatError",
+    "CheckpointMismatchError",
+    "LoadResult",
+    "load_official",
+    "official_state_dict",
+    "read_checkpoint",
+    "save_safetensors",
+]
+
+Source = str | os.PathLike[str] | Mapping[str, object]
+
+# Entries that only one of the two forms has: the classifier's final norm and head, the backbone's
+# per-output norms. They are dropped when the target model has no such entry.
+_FORM_SPECIFIC = re.compile(r"^(norm\d*|head)\.")
+_LISTED = 20  # keys named per category in an error message; the exception keeps all of them
+
+
+class CheckpointError(ValueError):
+    """Base class of the checkpoint errors raised by hilovit."""
+
+
+class CheckpointFormatError(CheckpointError):
+    """The file or object is not a checkpoint hilovit can read."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """The checkpoint's keys or shapes do not match the model's.
+
+    Attributes:
+        missing: model keys the checkpoint lacks.
+        unexpected: checkpoint keys the model lacks.
+        mismatched: ``(key, checkpoint_shape, model_shape)`` for keys whose shapes differ.
+    """
+
+    def __init__(
+        self,
+        missing: list[str],
+        unexpected: list[str],
+        mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]],
+        model_name: str,
+    ) -> None:
+        self.missing, self.unexpected, self.mismatched = missing, unexpected, mismatched
+        lines = [f"checkpoint does not match {model_name}:"]
+        for title, items in (
+            ("missing from the checkpoint", missing),
+            ("unexpected in the checkpoint", unexpected),
+            (
+                "shape mismatch (checkpoint vs model)",
+                [f"{k}: {tuple(a)} vs {tuple(b)}" for k, a, b in mismatched],
+            ),
+        ):
+            if items:
+                shown = ", ".join(items[:_LISTED])
+                more = f" ... and {len(items) - _LISTED} more" if len(items) > _LISTED else ""
+                lines.append(f"  {len(items)} {title}: {shown}{more}")
+        hint = _hint(missing, mismatched)
+        if hint:
+            lines.append(f"  hint: {hint}")
+        super().__init__("\n".join(lines))
+
+
+def _hint(missing: list[str], mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]) -> str:
+    prefixes = {key.split(".", 1)[0] for key in missing}
+    if prefixes and all(re.fullmatch(r"norm\d", p) for p in prefixes):
+        return (
+            "a classification checkpoint has no output norms for the backbone; pass "
+            "allow_missing=('norm',) to keep them at their initialisation (they train with the detector)"
+        )
+    if prefixes and prefixes <= {"norm", "head"}:
+        return "a backbone checkpoint has no classifier; pass allow_missing=('norm.', 'head.') to keep it initialised"
+    if any(key.startswith("head.") for key, _, _ in mismatched):
+        return "the classifier size differs: build the model with the checkpoint's num_classes, then reset_classifier"
+    return ""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What :func:`load_official` did besides copying tensors.
+
+    Attributes:
+        missing: model keys left at their initialisation (allowed through ``allow_missing``).
+        dropped: checkpoint keys that belong to another form or task (heads, necks, output norms).
+    """
+
+    missing: tuple[str, ...]
+    dropped: tuple[str, ...]
+
+
+def _load_file(path: Path) -> object:
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint file not found: '{path}'")
+    if not path.is_file():
+        raise CheckpointFormatError(f"'{path}' is not a file; expected a checkpoint file (.pth, .pt, .safetensors)")
+    if path.suffix == ".safetensors":
+        try:
+            return safetensors.torch.load_file(path)
+        except safetensors.SafetensorError as err:
+            raise CheckpointFormatError(f"'{path}' is not a valid safetensors checkpoint: {err}") from err
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        reason = next((ln.strip() for ln in str(err).splitlines() if "Unsupported" in ln), str(err))
+        if "Unsupported global" in reason:
+            raise CheckpointFormatError(
+                f"'{path}' pickles Python objects besides tensors, which torch.load(weights_only=True) "
+                f"refuses ({reason}). If you trust the file, re-save its state dict once: "
+                "torch.save(torch.load(path, weights_only=False)['model'], new_path)"
+            ) from err
+        raise CheckpointFormatError(f"'{path}' is not a valid checkpoint (corrupt or not made by torch.save)") from err
+    except Exception as err:  # torch.load fails on garbage with many exception types
+        raise CheckpointFormatError(
+            f"'{path}' is not a valid checkpoint (corrupt, truncated or not made by torch.save): "
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'empty or truncated file'}"
+        ) from err
+
+
+def _unwrap(obj: object, origin: str) -> dict[str, Tensor]:
+    if not isinstance(obj, Mapping):
+        raise CheckpointFormatError(f"{origin} holds a {type(obj).__name__}, expected a dict of tensors")
+    if not all(isinstance(v, Tensor) for v in obj.values()):
+        for key in ("model", "state_dict"):
+            if isinstance(obj.get(key), Mapping):
+                return _unwrap(obj[key], f"{origin}['{key}']")
+        raise CheckpointFormatError(
+            f"{origin} is neither a state dict nor a dict with a 'model' (classification) or 'state_dict' "
+            f"(mmdet/mmseg) entry; its keys are {sorted(map(str, obj))[:_LISTED]}"
+        )
+    state = {str(k): v for k, v in obj.items()}
+    if state and all(k.startswith("module.") for k in state):
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+    return state
+
+
+def read_checkpoint(source: Source) -> dict[str, Tensor]:
+    """Read ``source`` (a path or a mapping) and return its model state dict, wrappers unpacked.
+
+    Detector / segmentor checkpoints come back with their ``backbone.`` prefix intact; see
+    :func:`official_state_dict` for the form a LITv2 model loads.
+    """
+    if isinstance(source, Mapping):
+        return _unwrap(source, "the checkpoint dict")
+    path = Path(source)
+    return _unwrap(_load_file(path), f"'{path}'")
+
+
+def official_state_dict(source: Source, model: nn.Module) -> tuple[dict[str, Tensor], tuple[str, ...]]:
+    """The entries of ``source`` meant for ``model``, and the keys dropped on the way.
+
+    Keeps only the ``backbone.`` entries of detector/segmentor checkpoints (prefix removed) and drops the
+    classification head / output norms that ``model`` does not have. Shapes are not checked here.
+    """
+    state = read_checkpoint(source)
+    dropped: list[str] = []
+    if any(k.startswith("backbone.") for k in state):
+        dropped += [k for k in state if not k.startswith("backbone.")]
+        state = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+    own = model.state_dict()
+    foreign = [k for k in state if k not in own and _FORM_SPECIFIC.match(k)]
+    dropped += foreign
+    for key in foreign:
+        del state[key]
+    return state, tuple(dropped)
+
+
+def load_official(model: nn.Module, source: Source, *, allow_missing: Iterable[str] = ()) -> LoadResult:
+    """Load an official (or hilovit) LITv2 checkpoint into ``model``, strictly.
+
+    Args:
+        model: the model to fill, e.g. :class:`~hilovit.models.LITv2` or
+            :class:`~hilovit.models.LITv2Backbone`.
+        source: a checkpoint path or an already loaded checkpoint / state dict.
+        allow_missing: key prefixes the checkpoint may lack; those entries keep their current values
+            and are reported in the result (e.g. ``("norm",)`` for a backbone's output norms when
+            loading ImageNet weights).
+
+    Raises:
+        FileNotFoundError: ``source`` names no file.
+        CheckpointFormatError: the file is corrupt, truncated or holds no state dict.
+        CheckpointMismatchError: keys are missing, unexpected or of the wrong shape (all listed).
+    """
+    state, dropped = official_state_dict(source, model)
+    expected = model.state_dict()
+    prefixes = tuple(allow_missing)
+    absent = [k for k in expected if k not in state]
+    allowed = [k for k in absent if prefixes and k.startswith(prefixes)]
+    missing = [k for k in absent if k not in allowed]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [
+        (k, tuple(v.shape), tuple(expected[k].shape))
+        for k, v in state.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
+    if missing or unexpected or mismatched:
+        raise CheckpointMismatchError(missing, unexpected, mismatched, type(model).__name__)
+    # Allowed-missing entries keep their current values, so the load itself stays strict.
+    model.load_state_dict({**expected, **state}, strict=True)
+    return LoadResult(missing=tuple(allowed), dropped=dropped)
+
+
+def save_safetensors(source: nn.Module | Mapping[str, Tensor], path: str | os.PathLike[str]) -> Path:
+    """Write a model's state dict (or a state dict) to ``path`` as safetensors, atomically.
+
+    The file is written next to ``path`` under a temporary name and moved into place, so a reader never
+    sees a partial file. Returns the path written.
+    """
+    path = Path(path)
+    state = source.state_dict() if isinstance(source, nn.Module) else source
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write '{path}': directory '{path.parent}' does not exist")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        safetensors.torch.save_file(tensors, tmp, metadata={"format": "pt"})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,7 @@
+"""Direct speed evaluation: timing, peak memory and the environment a measurement was taken in."""
+
+from hilovit.speed.environment import environment, fixed_threads
+from hilovit.speed.memory import peak_memory_bytes
+from hilovit.speed.timing import Timing, synchronize, time_interleaved
+
+__all__ = ["Timing", "environment", "fixed_threads", "peak_memory_bytes", "synchronize", "time_interleaved"]
