@@ -15,7 +15,7 @@ try:
 except ImportError:  # a plain checkout: the package lives under src/
     sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-from hilovit import models as _models  # noqa: E402
+from hilovit import models as _models
 
 dependencies = ["torch", "timm"]
 

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from hilovit import HiLo
 from hilovit.attention.reference import HiLoReference
-from hilovit.speed import environment, fixed_threads, peak_memory_bytes, time_interleaved
+from hilovit.speed import cuda_graphed, environment, fixed_threads, peak_memory_bytes, time_interleaved
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def matmul_probe(device: torch.device, dtype: torch.dtype):
     return (lambda: a @ b), 2 * n**3
 
 
-def measure(shape: Shape, device: torch.device, dtype: torch.dtype, repeats: int) -> Row:
+def measure(shape: Shape, device: torch.device, dtype: torch.dtype, repeats: int, graphs: bool = False) -> Row:
     torch.manual_seed(0)
     hilo = HiLo(shape.dim, shape.heads, qkv_bias=True, window_size=2, alpha=0.9).to(device, dtype).eval()
     reference = HiLoReference(shape.dim, shape.heads, qkv_bias=True, window_size=2, alpha=0.9)
@@ -83,9 +83,10 @@ def measure(shape: Shape, device: torch.device, dtype: torch.dtype, repeats: int
     if diff > tolerance:
         raise AssertionError(f"{shape.label}: HiLo differs from the reference by {diff:.2e} > {tolerance:.0e}")
     matmul, matmul_flops = matmul_probe(device, dtype)
-    timings = time_interleaved(
-        {"hilo": run_hilo, "reference": run_reference, "matmul": matmul}, device=device, repeats=repeats
-    )
+    candidates = {"hilo": run_hilo, "reference": run_reference, "matmul": matmul}
+    if graphs:
+        candidates = {name: cuda_graphed(fn) for name, fn in candidates.items()}
+    timings = time_interleaved(candidates, device=device, repeats=repeats)
     hilo_s, reference_s = timings["hilo"].median_s, timings["reference"].median_s
     layer_gflops = 2 * hilo.flops(shape.H, shape.W) * shape.batch / hilo_s / 1e9
     matmul_gflops = matmul_flops / timings["matmul"].median_s / 1e9
@@ -123,10 +124,14 @@ def main(argv: list[str] | None = None) -> list[Row]:
     parser.add_argument("--quick", action="store_true", help="smaller batches and fewer repeats (the demo)")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--cuda-graphs", action="store_true",
+                        help="time CUDA-graph replays of every candidate: GPU work without launch overhead")
     parser.add_argument("--json", default=None, help="also write the rows and environment to this file")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     dtype = DTYPES[args.dtype or ("float32" if device.type == "cpu" else "bfloat16")]
+    if args.cuda_graphs and device.type != "cuda":
+        parser.error(f"--cuda-graphs needs a CUDA device, got --device {device}")
     unknown = set(args.shapes) - set(QUICK_BATCH)
     if unknown:
         parser.error(f"unknown shape(s) {sorted(unknown)}; expected letters from 'abcd'")
@@ -136,10 +141,10 @@ def main(argv: list[str] | None = None) -> list[Row]:
     repeats = args.repeats or (3 if args.quick else 7)
     console = Console(width=200)
     with fixed_threads(args.threads):
-        env = environment(device, dtype)
+        env = environment(device, dtype) | ({"timing": "cuda-graphs"} if args.cuda_graphs else {})
         rows = []
         for shape in shapes:
-            rows.append(measure(shape, device, dtype, repeats))
+            rows.append(measure(shape, device, dtype, repeats, args.cuda_graphs))
             console.print(f"measured {shape.label}", style="dim")
     console.print(render(rows, env))
     if args.json:

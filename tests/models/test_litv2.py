@@ -49,7 +49,11 @@ def test_backbone_matches_official_code_on_odd_sizes(name: str) -> None:
     fixture = load_fixture(name)
     config = {k: v for k, v in fixture["config"].items() if k != "num_classes"}
     model = LITv2Backbone(**config).eval()
-    state = {k: v for k, v in fixture["classification"]["state_dict"].items() if not k.startswith(("norm.", "head."))}
+    state = {
+        k: v
+        for k, v in fixture["classification"]["state_dict"].items()
+        if not k.startswith(("norm.", "head."))
+    }
     load_official(model, {**state, **fixture["backbone"]["extra_state_dict"]})
     for image, expected in zip(fixture["backbone"]["inputs"], fixture["backbone"]["features"], strict=True):
         with torch.no_grad():
@@ -85,7 +89,14 @@ def test_parameter_counts(name: str, params: int) -> None:
 
 @pytest.mark.parametrize(
     ("name", "size", "gmacs"),
-    [("litv2_s", 224, 3.73), ("litv2_m", 224, 7.48), ("litv2_b", 224, 13.19), ("litv2_b", 384, 39.71)],
+    [
+        ("litv2_s", 224, 3.73),
+        ("litv2_m", 224, 7.48),
+        ("litv2_b", 224, 13.19),
+        ("litv2_b", 384, 39.71),
+        ("litv2_nano", 224, 0.198),
+        ("litv2_tiny", 224, 1.407),
+    ],
 )
 def test_flops_match_the_paper(name: str, size: int, gmacs: float) -> None:
     model = build_on_meta(name)
@@ -193,6 +204,7 @@ def test_gradient_checkpointing_gives_the_same_outputs_and_gradients() -> None:
     plain_out, plain_grads = run()
     model.set_grad_checkpointing()
     assert all(stage.grad_checkpointing for stage in model.layers)
+    assert all(stage.grad_checkpointing for stage in LITv2Backbone(**SMALL, use_checkpoint=True).layers)
     ckpt_out, ckpt_grads = run()
     torch.testing.assert_close(ckpt_out, plain_out)
     assert len(ckpt_grads) == len(plain_grads) == len(list(model.parameters()))
@@ -211,6 +223,7 @@ def test_any_input_size_in_both_forms(height: int, width: int) -> None:
     expected = [(h >> i, w >> i) for i in range(4)]
     assert [tuple(m.shape[-2:]) for m in maps] == expected == backbone.stage_grids(height, width)
     assert [m.shape[1] for m in maps] == list(backbone.out_channels)
+    assert all(m.is_contiguous(memory_format=torch.channels_last) for m in maps)  # views, no copies
 
 
 def test_too_small_images_are_rejected_with_the_minimum_size() -> None:
@@ -289,7 +302,7 @@ def test_bf16_autocast() -> None:
 def test_torch_compile() -> None:
     model = LITv2Backbone(**SMALL).eval()
     image = torch.randn(1, 3, 50, 42)
-    compiled = torch.compile(model, backend="aot_eager")
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)  # no graph breaks
     with torch.no_grad():
         for actual, expected in zip(compiled(image), model(image), strict=True):
             torch.testing.assert_close(actual, expected)
@@ -306,7 +319,9 @@ def test_named_configs_build_backbones() -> None:
 def test_torch_hub_entrypoints(tmp_path: Path) -> None:
     source = timm.create_model("litv2_nano", num_classes=3)
     torch.save({"model": source.state_dict()}, tmp_path / "nano.pth")
-    model = torch.hub.load(str(REPO), "litv2_nano", source="local", num_classes=3, checkpoint=tmp_path / "nano.pth")
+    model = torch.hub.load(
+        str(REPO), "litv2_nano", source="local", num_classes=3, checkpoint=tmp_path / "nano.pth"
+    )
     torch.testing.assert_close(model.head.weight, source.head.weight)
     spec = importlib.util.spec_from_file_location("hubconf", REPO / "hubconf.py")
     hubconf = importlib.util.module_from_spec(spec)

@@ -86,23 +86,34 @@ class CheckpointMismatchError(CheckpointError):
                 shown = ", ".join(items[:_LISTED])
                 more = f" ... and {len(items) - _LISTED} more" if len(items) > _LISTED else ""
                 lines.append(f"  {len(items)} {title}: {shown}{more}")
-        hint = _hint(missing, mismatched)
+        hint = _hint(missing, unexpected, mismatched)
         if hint:
             lines.append(f"  hint: {hint}")
         super().__init__("\n".join(lines))
 
 
-def _hint(missing: list[str], mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]) -> str:
+def _hint(
+    missing: list[str], unexpected: list[str], mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]
+) -> str:
+    """Advice for the two common, expected differences; none when anything else differs too."""
     prefixes = {key.split(".", 1)[0] for key in missing}
+    if unexpected or (missing and mismatched):
+        return ""
     if prefixes and all(re.fullmatch(r"norm\d", p) for p in prefixes):
         return (
             "a classification checkpoint has no output norms for the backbone; pass "
             "allow_missing=('norm',) to keep them at their initialisation (they train with the detector)"
         )
     if prefixes and prefixes <= {"norm", "head"}:
-        return "a backbone checkpoint has no classifier; pass allow_missing=('norm.', 'head.') to keep it initialised"
-    if any(key.startswith("head.") for key, _, _ in mismatched):
-        return "the classifier size differs: build the model with the checkpoint's num_classes, then reset_classifier"
+        return (
+            "a backbone checkpoint has no classifier; pass allow_missing=('norm.', 'head.') "
+            "to keep it initialised"
+        )
+    if mismatched and all(key.startswith("head.") for key, _, _ in mismatched):
+        return (
+            "only the classifier size differs: build the model with the checkpoint's num_classes, "
+            "then reset_classifier"
+        )
     return ""
 
 
@@ -123,7 +134,9 @@ def _load_file(path: Path) -> object:
     if not path.exists():
         raise FileNotFoundError(f"checkpoint file not found: '{path}'")
     if not path.is_file():
-        raise CheckpointFormatError(f"'{path}' is not a file; expected a checkpoint file (.pth, .pt, .safetensors)")
+        raise CheckpointFormatError(
+            f"'{path}' is not a file; expected a checkpoint file (.pth, .pt, .safetensors)"
+        )
     if path.suffix == ".safetensors":
         try:
             return safetensors.torch.load_file(path)
@@ -139,7 +152,9 @@ def _load_file(path: Path) -> object:
                 f"refuses ({reason}). If you trust the file, re-save its state dict once: "
                 "torch.save(torch.load(path, weights_only=False)['model'], new_path)"
             ) from err
-        raise CheckpointFormatError(f"'{path}' is not a valid checkpoint (corrupt or not made by torch.save)") from err
+        raise CheckpointFormatError(
+            f"'{path}' is not a valid checkpoint (corrupt or not made by torch.save)"
+        ) from err
     except Exception as err:  # torch.load fails on garbage with many exception types
         raise CheckpointFormatError(
             f"'{path}' is not a valid checkpoint (corrupt, truncated or not made by torch.save): "

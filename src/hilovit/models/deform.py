@@ -57,11 +57,15 @@ def _check_impl(impl: str) -> None:
 
 def _check_input(x: Tensor, channels: int) -> None:
     if x.dim() != 4:
-        raise ValueError(f"expected an NCHW input of rank 4 (B, {channels}, H, W), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"expected an NCHW input of rank 4 (B, {channels}, H, W), got shape {tuple(x.shape)}"
+        )
     if not x.is_floating_point():
         raise TypeError(f"expected a floating-point input, got dtype {x.dtype}")
     if x.shape[1] != channels:
-        raise ValueError(f"expected {channels} input channels, got {x.shape[1]} (input shape {tuple(x.shape)})")
+        raise ValueError(
+            f"expected {channels} input channels, got {x.shape[1]} (input shape {tuple(x.shape)})"
+        )
     if x.shape[2] < KERNEL or x.shape[3] < KERNEL:
         raise ValueError(f"expected H and W >= {KERNEL}, got input shape {tuple(x.shape)}")
 
@@ -178,7 +182,8 @@ class DeformableConv2x2(nn.Module):
         return deform_conv2x2(x, self.conv_offset(x), self.weight, self.bias, impl=self.impl)
 
     def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.out_channels}, kernel_size={KERNEL}, stride={KERNEL}, impl={self.impl!r}"
+        shape = f"{self.in_channels}, {self.out_channels}, kernel_size={KERNEL}, stride={KERNEL}"
+        return f"{shape}, impl={self.impl!r}"
 
 
 class DeformablePatchMerging(nn.Module):

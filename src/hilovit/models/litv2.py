@@ -262,6 +262,7 @@ class LITv2Trunk(nn.Module):
         alpha: share of Lo-Fi heads in HiLo; ``int(num_heads * alpha)`` heads are Lo-Fi.
         local_ws: HiLo window per stage; ``0`` builds ConvFFN-only blocks, ``1`` global attention.
         patch_norm: normalise the patch embedding.
+        use_checkpoint: start with gradient checkpointing on (see :meth:`set_grad_checkpointing`).
     """
 
     def __init__(
@@ -282,6 +283,7 @@ class LITv2Trunk(nn.Module):
         alpha: float = 0.9,
         local_ws: Sequence[int] = (0, 0, 2, 1),
         patch_norm: bool = True,
+        use_checkpoint: bool = False,
     ) -> None:
         super().__init__()
         num_stages = len(depths)
@@ -319,9 +321,11 @@ class LITv2Trunk(nn.Module):
             stages.append(LITv2Stage(blocks, merge))
         self.layers = nn.ModuleList(stages)
         self.feature_info = [
-            dict(num_chs=dim, reduction=patch_size * 2**i, module=f"layers.{i}") for i, dim in enumerate(self.embed_dims)
+            dict(num_chs=dim, reduction=patch_size * 2**i, module=f"layers.{i}")
+            for i, dim in enumerate(self.embed_dims)
         ]
         self.apply(_init_linear)
+        self.set_grad_checkpointing(use_checkpoint)
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
@@ -346,8 +350,8 @@ class LITv2Trunk(nn.Module):
     def _trunk_flops(self, H: int, W: int, last: int) -> int:
         grids = self.stage_grids(H, W)
         total = self.patch_embed.flops(H, W)
-        for i, stage in enumerate(self.layers[: last + 1]):
-            total += stage.flops(*grids[i], merge=i < last)
+        for i in range(last + 1):
+            total += self.layers[i].flops(*grids[i], merge=i < last)
         return total
 
     def _run(self, x: Tensor, take: Sequence[int], last: int) -> tuple[Tensor, list[Tensor]]:
@@ -362,8 +366,8 @@ class LITv2Trunk(nn.Module):
             )
         x = self.patch_embed(x)
         features = []
-        for i, stage in enumerate(self.layers[: last + 1]):
-            out, x = stage(x, merge=i < last)
+        for i in range(last + 1):
+            out, x = self.layers[i](x, merge=i < last)
             if i in take:
                 features.append(out)
         return x, features
@@ -485,7 +489,8 @@ class LITv2(LITv2Trunk):
         H = self.img_size[0] if H is None else H
         W = self.img_size[1] if W is None else W
         h, w = self.stage_grids(H, W)[-1]
-        return self._trunk_flops(H, W, len(self.layers) - 1) + self.num_features * (h * w + self.num_classes)
+        head = self.num_features * self.num_classes * (1 if self.global_pool == "avg" else h * w)
+        return self._trunk_flops(H, W, len(self.layers) - 1) + self.num_features * h * w + head
 
 
 class LITv2Backbone(LITv2Trunk):
@@ -537,7 +542,9 @@ class LITv2Backbone(LITv2Trunk):
         """Multiply-accumulates of one ``H x W`` image, output norms included."""
         grids = self.stage_grids(H, W)
         norms = sum(
-            self.embed_dims[i] * grids[i][0] * grids[i][1] for i in self.out_indices if hasattr(self, f"norm{i}")
+            self.embed_dims[i] * grids[i][0] * grids[i][1]
+            for i in self.out_indices
+            if hasattr(self, f"norm{i}")
         )
         return self._trunk_flops(H, W, self.out_indices[-1]) + norms
 
@@ -555,9 +562,10 @@ _ARCHS: dict[str, dict[str, Any]] = {
 
 
 def litv2_config(name: str) -> dict[str, Any]:
-    """Architecture arguments of a named LITv2 (a fresh dict), e.g. ``LITv2Backbone(**litv2_config("litv2_s"))``.
+    """Architecture arguments of a named LITv2, as a fresh dict.
 
-    alpha 0.9, ``local_ws=(0, 0, 2, 1)``, mlp ratio 4 and qkv bias are the :class:`LITv2Trunk` defaults.
+    For example ``LITv2Backbone(**litv2_config("litv2_s"))``. Alpha 0.9, ``local_ws=(0, 0, 2, 1)``, mlp
+    ratio 4 and qkv bias are the :class:`LITv2Trunk` defaults, so they are not repeated here.
     """
     if name not in _ARCHS:
         raise ValueError(f"unknown LITv2 architecture {name!r}; known: {', '.join(_ARCHS)}")
@@ -617,16 +625,22 @@ def _create_litv2(variant: str, pretrained: bool, arch: str | None = None, **kwa
 
 @register_model
 def litv2_nano(pretrained: bool = False, **kwargs: Any) -> LITv2:
-    """LITv2-nano, for small images and CPUs: embed 32, depths 1-1-2-1 (1,296,234 params with 1000 classes,
-    0.29 GMACs at 224). With ``patch_size=2`` it suits 28-32 px inputs: ``timm.create_model("litv2_nano",
-    patch_size=2, num_classes=10, in_chans=1)`` has 1,000,554 params, 9.3 MMACs at 28x28."""
+    """LITv2-nano, for small images and CPUs: embed 32, depths 1-1-2-1, heads 1-2-4-8.
+
+    1,679,680 params with 1000 classes, 0.20 GMACs at 224x224. ``patch_size=2`` suits 28-32 px inputs
+    (strides 2, 4, 8, 16): ``timm.create_model("litv2_nano", patch_size=2, num_classes=10)`` has
+    1,424,098 params and 15.5 MMACs at 32x32; with ``in_chans=1``, 1,423,842 params and 9.2 MMACs at 28x28.
+    """
     return _create_litv2("litv2_nano", pretrained, **kwargs)
 
 
 @register_model
 def litv2_tiny(pretrained: bool = False, **kwargs: Any) -> LITv2:
-    """LITv2-tiny: embed 64, depths 2-2-4-2 (PLACEHOLDER params with 1000 classes, PLACEHOLDER GMACs at
-    224); with ``patch_size=2, num_classes=10`` PLACEHOLDER MMACs at 32x32."""
+    """LITv2-tiny: embed 64, depths 2-2-4-2, heads 2-4-8-16.
+
+    11,056,576 params with 1000 classes, 1.41 GMACs at 224x224; with ``patch_size=2, num_classes=10``,
+    10,546,402 params and 112.6 MMACs at 32x32.
+    """
     return _create_litv2("litv2_tiny", pretrained, **kwargs)
 
 

@@ -2,6 +2,9 @@
 
 from hilovit.speed.environment import environment, fixed_threads
 from hilovit.speed.memory import peak_memory_bytes
-from hilovit.speed.timing import Timing, synchronize, time_interleaved
+from hilovit.speed.timing import Timing, cuda_graphed, synchronize, time_interleaved
 
-__all__ = ["Timing", "environment", "fixed_threads", "peak_memory_bytes", "synchronize", "time_interleaved"]
+__all__ = [
+    "Timing",
+    "cuda_graphed",
+    "environment", "fixed_threads", "peak_memory_bytes", "synchronize", "time_interleaved"]

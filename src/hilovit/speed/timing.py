@@ -41,6 +41,24 @@ def synchronize(device: torch.device | str) -> None:
         torch.cuda.synchronize(device)
 
 
+def cuda_graphed(fn: Callable[[], object], warmup: int = 3) -> Callable[[], None]:
+    """Capture `fn` into a CUDA graph and return its replay: GPU work without Python/launch overhead.
+
+    Capture happens under `torch.inference_mode()`; `fn` must be capturable (static shapes, no host sync).
+    """
+    with torch.inference_mode():
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(warmup):
+                fn()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn()
+    return graph.replay
+
+
 def _run_seconds(fn: Callable[[], object], number: int, device: torch.device) -> float:
     """Seconds per call over `number` back-to-back calls (CUDA events on GPU)."""
     if device.type == "cuda":

@@ -1,0 +1,486 @@
+"""LITv2 against timm's models of the same size, and against the official code's structure.
+
+One run on one device: every model gets the same batch, resolution and dtype and is timed interleaved
+(``hilovit.speed.time_interleaved``), so ratios come from a single measurement. Nothing is downloaded:
+timm models are built with random weights.
+
+``official_litv2_s`` is the official classification code's structure written plainly (``(B, N, C)``
+tokens, the depthwise convolution between transposes, the explicit-softmax HiLo of
+``hilovit.attention.reference``, DTM with ``torchvision.ops.deform_conv2d``), loaded with the same
+weights as hilovit's ``litv2_s`` (DTM offsets randomised so that the deformable sampling matters); the
+two outputs are checked equal in float32 before anything is timed.
+
+With ``--dtm`` the script instead times the Deformable Token Merging implementations at LITv2's
+shapes, forward and forward+backward.
+
+Examples:
+    python benchmarks/bench_models.py --device cpu --batch 32 --threads 2
+    python benchmarks/bench_models.py --device cuda --dtype bfloat16 --batch 64 --models s,m,b
+    python benchmarks/bench_models.py --dtm --batch 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+
+import timm
+import torch
+from rich.console import Console
+from rich.table import Table
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from hilovit.attention.reference import HiLoReference
+from hilovit.models import litv2_config  # importing hilovit.models registers the litv2_* models with timm
+from hilovit.models.deform import DeformablePatchMerging
+from hilovit.speed import Timing, environment, fixed_threads, peak_memory_bytes, time_interleaved
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+OFFICIAL = "official_litv2_s"
+MODEL_SETS = {
+    "s": ("litv2_s", OFFICIAL, "swin_tiny_patch4_window7_224", "pvt_v2_b2", "convnext_tiny", "resnet50"),
+    "m": ("litv2_m", "swin_small_patch4_window7_224", "convnext_small"),
+    "b": ("litv2_b", "swin_base_patch4_window7_224", "convnext_base"),
+}
+LABELS = {
+    "litv2_s": "LITv2-S",
+    "litv2_m": "LITv2-M",
+    "litv2_b": "LITv2-B",
+    OFFICIAL: "LITv2-S (official structure)",
+    "swin_tiny_patch4_window7_224": "Swin-T",
+    "swin_small_patch4_window7_224": "Swin-S",
+    "swin_base_patch4_window7_224": "Swin-B",
+    "pvt_v2_b2": "PVTv2-B2",
+    "convnext_tiny": "ConvNeXt-T",
+    "convnext_small": "ConvNeXt-S",
+    "convnext_base": "ConvNeXt-B",
+    "resnet50": "ResNet-50",
+}
+# (name of the other model, what it is) for the throughput ratios the lead checks.
+TARGETS = (
+    (OFFICIAL, "the official structure"),
+    ("swin_tiny_patch4_window7_224", "Swin-T"),
+    ("convnext_tiny", "ConvNeXt-T"),
+)
+CHECK_TOLERANCE = 1e-4
+
+
+# --------------------------------------------------------------------------------------------------
+# The official classification structure, written plainly
+
+
+class OfficialDWConv(nn.Module):
+    """3x3 depthwise conv on (B, N, C) tokens, between two transposes."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+
+    def forward(self, x: Tensor, H: int, W: int) -> Tensor:
+        B, _, C = x.shape
+        return self.dwconv(x.transpose(1, 2).reshape(B, C, H, W)).flatten(2).transpose(1, 2)
+
+
+class OfficialDWMlp(nn.Module):
+    """ConvFFN on (B, N, C) tokens: fc1, depthwise conv, GELU, fc2."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.dwconv = OfficialDWConv(hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor, H: int, W: int) -> Tensor:
+        return self.fc2(self.act(self.dwconv(self.fc1(x), H, W)))
+
+
+class OfficialBlock(nn.Module):
+    """``x + HiLo(norm1(x))`` (when the stage has attention), then ``x + DWMlp(norm2(x))``."""
+
+    def __init__(self, dim: int, heads: int, window: int, alpha: float, mlp_ratio: float) -> None:
+        super().__init__()
+        if window > 0:
+            self.norm1 = nn.LayerNorm(dim)
+            self.attn = HiLoReference(dim, heads, qkv_bias=True, window_size=window, alpha=alpha)
+        self.has_attn = window > 0
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = OfficialDWMlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: Tensor, H: int, W: int) -> Tensor:
+        if self.has_attn:
+            x = x + self.attn(self.norm1(x), H, W)
+        return x + self.mlp(self.norm2(x), H, W)
+
+
+class OfficialStage(nn.Module):
+    def __init__(self, dim: int, depth: int, heads: int, window: int, alpha: float, merge: bool) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(OfficialBlock(dim, heads, window, alpha, 4.0) for _ in range(depth))
+        self.downsample = DeformablePatchMerging(dim, 2 * dim, impl="torchvision") if merge else None
+
+    def forward(self, x: Tensor, H: int, W: int) -> Tensor:
+        for block in self.blocks:
+            x = block(x, H, W)
+        if self.downsample is None:
+            return x
+        B, _, C = x.shape
+        x = self.downsample(x.reshape(B, H, W, C).permute(0, 3, 1, 2).contiguous())
+        return x.flatten(2).transpose(1, 2)
+
+
+class OfficialLITv2(nn.Module):
+    """The official classification LITv2 (eval-mode computation), with the official state-dict keys."""
+
+    def __init__(
+        self,
+        embed_dim: int,
+        depths: tuple[int, ...],
+        num_heads: tuple[int, ...],
+        num_classes: int = 1000,
+        alpha: float = 0.9,
+        local_ws: tuple[int, ...] = (0, 0, 2, 1),
+        **_: object,
+    ) -> None:
+        super().__init__()
+        self.patch_embed = nn.Module()
+        self.patch_embed.proj = nn.Conv2d(3, embed_dim, 4, stride=4)
+        self.patch_embed.norm = nn.LayerNorm(embed_dim)
+        last = len(depths) - 1
+        self.layers = nn.ModuleList(
+            OfficialStage(embed_dim * 2**i, depth, num_heads[i], local_ws[i], alpha, merge=i < last)
+            for i, depth in enumerate(depths)
+        )
+        self.norm = nn.LayerNorm(embed_dim * 2**last)
+        self.head = nn.Linear(embed_dim * 2**last, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.patch_embed.proj(x)
+        H, W = x.shape[2:]
+        x = self.patch_embed.norm(x.flatten(2).transpose(1, 2))
+        for layer in self.layers:
+            x = layer(x, H, W)
+            H, W = H // 2, W // 2
+        return self.head(self.norm(x).mean(dim=1))
+
+
+def official_twin(model: nn.Module, arch: str) -> OfficialLITv2:
+    """The official structure of `arch` holding `model`'s weights (strict load)."""
+    twin = OfficialLITv2(**litv2_config(arch), num_classes=model.num_classes)
+    twin.load_state_dict(model.state_dict(), strict=True)
+    return twin
+
+
+def randomise_dtm(model: nn.Module, generator: torch.Generator) -> None:
+    """Non-zero DTM offsets (a few pixels) and BatchNorm statistics, as trained weights have."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, DeformablePatchMerging):
+                offset = module.dconv.conv_offset
+                fan_in = offset.weight[0].numel()
+                offset.weight.normal_(0, 2.0 / fan_in**0.5, generator=generator)
+                offset.bias.normal_(0, 0.5, generator=generator)
+                norm = module.norm_layer
+                norm.running_mean.normal_(0, 0.1, generator=generator)
+                norm.running_var.uniform_(0.5, 2.0, generator=generator)
+
+
+def check_official(model: nn.Module, twin: nn.Module, x: Tensor) -> float:
+    """Max abs difference of the two float32 outputs; raises AssertionError above the tolerance."""
+    with torch.inference_mode():
+        diff = (model(x).float() - twin(x).float()).abs().max().item()
+    if diff > CHECK_TOLERANCE:
+        raise AssertionError(
+            f"hilovit LITv2 differs from the official structure by {diff:.2e} > {CHECK_TOLERANCE}"
+        )
+    return diff
+
+
+# --------------------------------------------------------------------------------------------------
+# Models
+
+
+@dataclass(frozen=True)
+class Row:
+    model: str
+    label: str
+    params_m: float
+    gflops: float
+    images_per_s: float
+    latency_ms: float
+    latency_p90_ms: float
+    spread: float
+    peak_mib: float
+    ratio: float
+
+
+def resolve_models(spec: str) -> list[str]:
+    """``s,m`` / ``all`` / explicit timm names -> ordered, deduplicated model names."""
+    names: list[str] = []
+    for item in spec.split(","):
+        item = item.strip()
+        expanded = (
+            [n for key in MODEL_SETS for n in MODEL_SETS[key]] if item == "all" else MODEL_SETS.get(item)
+        )
+        for name in expanded or (item,):
+            if name != OFFICIAL and name not in timm.list_models(name):
+                raise SystemExit(
+                    f"unknown model {name!r}: expected a timm model name or one of "
+                    f"{', '.join([*MODEL_SETS, 'all', OFFICIAL])}"
+                )
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def gmacs(name: str, model: nn.Module, size: int, device: torch.device) -> float:
+    """Multiply-accumulates per image: LITv2's own count (the paper's), else timm's ops counted by torch."""
+    if name == OFFICIAL:
+        model = timm.create_model("litv2_s", pretrained=False)
+    if hasattr(model, "flops"):
+        return model.flops(size, size) / 1e9
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model(torch.randn(1, 3, size, size, device=device))
+    return counter.get_total_flops() / 2 / 1e9
+
+
+def build_models(
+    names: list[str], args: argparse.Namespace, device: torch.device
+) -> tuple[dict, float | None]:
+    """Every model in eval mode on `device`; the official twin checked against litv2_s first."""
+    generator = torch.Generator().manual_seed(0)
+    models: dict[str, nn.Module] = {}
+    diff = None
+    for name in names:
+        if name == OFFICIAL:
+            continue
+        torch.manual_seed(0)
+        models[name] = timm.create_model(name, pretrained=False).eval()
+    if OFFICIAL in names:
+        source = models.get("litv2_s") or timm.create_model("litv2_s", pretrained=False).eval()
+        randomise_dtm(source, generator)
+        twin = official_twin(source, "litv2_s").eval()
+        x = torch.randn(2, 3, args.size, args.size, generator=generator)
+        diff = check_official(source, twin, x)
+        models[OFFICIAL] = twin
+    ordered = {}
+    for name in names:
+        model = models[name].to(device)
+        if args.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        ordered[name] = model
+    return ordered, diff
+
+
+def make_runner(
+    module: nn.Module, x: Tensor, dtype: torch.dtype, *, train: bool = False, compile_: bool = False
+) -> Callable[[], object]:
+    """A closure running `module` on `x` under autocast to `dtype` (none for float32), and with `train`
+    a backward pass of a scalar loss."""
+    run = torch.compile(module) if compile_ else module
+
+    def step() -> object:
+        autocast = torch.autocast(x.device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
+        with autocast:
+            out = run(x)
+        if train:
+            out.float().square().mean().backward()
+        return out
+
+    return step
+
+
+def bench_models(
+    args: argparse.Namespace, device: torch.device, dtype: torch.dtype, console: Console
+) -> dict:
+    names = resolve_models(args.models)
+    baseline = args.baseline if args.baseline in names else names[0]
+    models, diff = build_models(names, args, device)
+    if diff is not None:
+        console.print(
+            f"official-structure check: max |LITv2-S - official structure| = {diff:.2e} "
+            f"(float32, batch 2, tolerance {CHECK_TOLERANCE:.0e})"
+        )
+    x = torch.randn(args.batch, 3, args.size, args.size, device=device)
+    if args.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    calls = {name: make_runner(model, x, dtype, compile_=args.compile) for name, model in models.items()}
+    console.print(f"timing {len(calls)} models interleaved, {args.repeats} repeats ...", style="dim")
+    timings: dict[str, Timing] = time_interleaved(
+        calls, device=device, warmup=args.warmup, repeats=args.repeats
+    )
+    rows = []
+    for name, model in models.items():
+        t = timings[name]
+        rows.append(
+            Row(
+                model=name,
+                label=LABELS.get(name, name),
+                params_m=sum(p.numel() for p in model.parameters()) / 1e6,
+                gflops=gmacs(name, model, args.size, device),
+                images_per_s=args.batch / t.median_s,
+                latency_ms=t.median_s * 1e3,
+                latency_p90_ms=t.quantile_s(0.9) * 1e3,
+                spread=t.spread,
+                peak_mib=peak_memory_bytes(calls[name], device) / 2**20,
+                ratio=timings[baseline].median_s / t.median_s,
+            )
+        )
+    table = Table(
+        title=f"batch {args.batch} at {args.size}x{args.size}, {args.dtype}; ratio = img/s over "
+        f"{LABELS.get(baseline, baseline)}"
+    )
+    for column in (
+        "model",
+        "params (M)",
+        "GFLOPs*",
+        "img/s",
+        "latency ms",
+        "p90 ms",
+        "spread",
+        "peak MiB",
+        "ratio",
+    ):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for r in rows:
+        table.add_row(
+            r.label,
+            f"{r.params_m:.1f}",
+            f"{r.gflops:.2f}",
+            f"{r.images_per_s:.1f}",
+            f"{r.latency_ms:.0f}",
+            f"{r.latency_p90_ms:.0f}",
+            f"{r.spread:.0%}",
+            f"{r.peak_mib:.0f}",
+            f"{r.ratio:.2f}x",
+        )
+    console.print(table)
+    console.print(
+        "* multiply-accumulates per image as papers report them: LITv2 model.flops() (the official "
+        "count), others torch.utils.flop_counter / 2. latency = one batch; spread = IQR / median."
+    )
+    ratios = {}
+    if "litv2_s" in timings:
+        for other, what in TARGETS:
+            if other in timings:
+                ratios[other] = timings[other].median_s / timings["litv2_s"].median_s
+                console.print(f"LITv2-S throughput / {what}: {ratios[other]:.2f}x")
+    return {
+        "rows": [asdict(r) for r in rows],
+        "official_check_max_abs_diff": diff,
+        "litv2_s_ratios": ratios,
+        "baseline": baseline,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Deformable Token Merging implementations
+
+
+@dataclass(frozen=True)
+class DTMRow:
+    shape: str
+    mode: str
+    times_ms: dict[str, float]
+    speedup: float
+
+
+def dtm_shapes(size: int) -> list[tuple[int, int]]:
+    """(channels, side) of LITv2-S's three DTM inputs at image size `size`."""
+    dim = litv2_config("litv2_s")["embed_dim"]
+    return [(dim * 2**i, size // 4 // 2**i) for i in range(3)]
+
+
+def bench_dtm(args: argparse.Namespace, device: torch.device, dtype: torch.dtype, console: Console) -> dict:
+    impls = ("gather", "torchvision")
+    generator = torch.Generator().manual_seed(0)
+    rows = []
+    for channels, side in dtm_shapes(args.size):
+        modules = {impl: DeformablePatchMerging(channels, 2 * channels, impl=impl) for impl in impls}
+        randomise_dtm(modules["gather"], generator)
+        modules["torchvision"].load_state_dict(modules["gather"].state_dict())
+        # channels-last NCHW, as LITv2's (B, H, W, C) tokens hand it over
+        x = torch.randn(args.batch, side, side, channels, device=device).permute(0, 3, 1, 2)
+        for mode in ("forward", "forward+backward"):
+            train = mode != "forward"
+            calls = {}
+            for impl, module in modules.items():
+                module.to(device).train(train)
+                inp = x.detach().requires_grad_(train)
+                calls[impl] = make_runner(module, inp, dtype, train=train)
+            timings = time_interleaved(
+                calls, device=device, warmup=args.warmup, repeats=args.repeats, inference=not train
+            )
+            times = {impl: t.median_s * 1e3 for impl, t in timings.items()}
+            rows.append(
+                DTMRow(
+                    f"{channels}->{2 * channels}, {side}x{side}, B={args.batch}",
+                    mode,
+                    times,
+                    times["torchvision"] / times["gather"],
+                )
+            )
+    table = Table(
+        title=f"Deformable Token Merging (DTM module: offsets, deformable conv, BN, GELU), {args.dtype}"
+    )
+    for column in ("input", "pass", *(f"{impl} ms" for impl in impls), "gather speed-up"):
+        table.add_column(column, justify="left" if column in ("input", "pass") else "right")
+    for r in rows:
+        table.add_row(r.shape, r.mode, *(f"{r.times_ms[i]:.1f}" for i in impls), f"{r.speedup:.2f}x")
+    console.print(table)
+    return {"dtm": [asdict(r) for r in rows]}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default=None,
+        help="autocast dtype; float32 (no autocast) on CPU and bfloat16 on GPU by default",
+    )
+    parser.add_argument("--batch", type=int, default=None, help="32 on CPU, 64 on GPU by default")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: torch's)")
+    parser.add_argument("--channels-last", action="store_true", help="channels-last models and input")
+    parser.add_argument("--compile", action="store_true", help="torch.compile every model first")
+    parser.add_argument(
+        "--models",
+        default="s",
+        help="comma list of sets (s, m, b, all) and/or timm names; s = LITv2-S, its official "
+        "structure, Swin-T, PVTv2-B2, ConvNeXt-T, ResNet-50",
+    )
+    parser.add_argument(
+        "--baseline", default="swin_tiny_patch4_window7_224", help="model the ratios refer to"
+    )
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--dtm", action="store_true", help="time the DTM implementations instead of models")
+    parser.add_argument("--json", default=None, help="also write the results and environment to this file")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    args.dtype = args.dtype or ("float32" if device.type == "cpu" else "bfloat16")
+    args.batch = args.batch or (32 if device.type == "cpu" else 64)
+    dtype = DTYPES[args.dtype]
+    console = Console(width=200)
+    with fixed_threads(args.threads):
+        env = environment(device, dtype)
+        console.print("  ".join(f"{k}={v}" for k, v in env.items()))
+        bench = bench_dtm if args.dtm else bench_models
+        results = {"environment": env, "args": vars(args), **bench(args, device, dtype, console)}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
+if __name__ == "__main__":
+    main()

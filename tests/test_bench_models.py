@@ -1,0 +1,63 @@
+"""Smoke tests of benchmarks/bench_models.py: its official-structure twin and its command line."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+
+from hilovit.models import litv2_config
+
+PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_models.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_models", PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+def twin_pair(bench):
+    model = timm.create_model("litv2_nano", pretrained=False, num_classes=10).eval()
+    bench.randomise_dtm(model, torch.Generator().manual_seed(0))
+    return model, bench.official_twin(model, "litv2_nano").eval()
+
+
+def test_official_twin_matches_with_deformed_offsets(bench):
+    model, twin = twin_pair(bench)
+    offsets = [m.dconv.conv_offset.weight for m in twin.modules() if hasattr(m, "dconv")]
+    assert len(offsets) == 3 and all(w.abs().sum() > 0 for w in offsets)
+    assert bench.check_official(model, twin, torch.randn(2, 3, 64, 64)) <= bench.CHECK_TOLERANCE
+
+
+def test_official_check_catches_a_difference(bench):
+    model, twin = twin_pair(bench)
+    with torch.no_grad():
+        twin.layers[2].blocks[0].attn.l_proj.bias.add_(0.1)
+    with pytest.raises(AssertionError, match="differs from the official structure"):
+        bench.check_official(model, twin, torch.randn(1, 3, 64, 64))
+
+
+def test_official_twin_keys_are_the_models(bench):
+    model = timm.create_model("litv2_nano", pretrained=False)
+    twin = bench.OfficialLITv2(**litv2_config("litv2_nano"))
+    assert twin.state_dict().keys() == model.state_dict().keys()
+
+
+def test_model_sets_resolve_and_unknown_names_fail(bench):
+    assert bench.resolve_models("s,litv2_s,resnet18")[-1] == "resnet18"
+    with pytest.raises(SystemExit, match="unknown model 'not_a_model'"):
+        bench.resolve_models("not_a_model")
+
+
+def test_dtm_mode_runs(bench):
+    results = bench.main(
+        ["--dtm", "--device", "cpu", "--size", "64", "--batch", "2", "--repeats", "1", "--warmup", "0"]
+    )
+    assert [r["mode"] for r in results["dtm"]] == ["forward", "forward+backward"] * 3
