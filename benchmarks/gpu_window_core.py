@@ -1,41 +1,36 @@
-"""Window-attention core on tiny windows: SDPA vs broadcast multiply-and-reduce, and Lo-Fi pooling variants.
-The measurements behind HiLo's per-device choices. Run: python benchmarks/gpu_window_core.py [--device cuda]"""
+"""Hi-Fi window attention on CUDA: one window per attention sequence vs windows packed into ~64-token
+sequences with a block-diagonal mask (HiLo's CUDA path). Hi-Fi-only HiLo layers (alpha=0), CUDA-graph
+timing, one run. The measurement behind `HiLo._packs_windows`. Run: python benchmarks/gpu_window_core.py"""
 
 import argparse
 
 import torch
-import torch.nn.functional as F
 
-from hilovit.speed import time_interleaved
-
-
-def broadcast_attention(q, k, v, scale):
-    scores = (q.unsqueeze(-2) * k.unsqueeze(-3)).sum(-1) * scale
-    return (scores.softmax(-1).unsqueeze(-1) * v.unsqueeze(-3)).sum(-2)
+from hilovit import HiLo
+from hilovit.speed import cuda_graphed, time_interleaved
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(parser.parse_args().device)
-    dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
-    print(f"device={device} dtype={dtype}")
-    # (window tokens, windows): LITv2-S stage 3 at batch 64 and a detection-size map.
-    for tokens, windows in ((4, 64 * 49 * 2), (4, 8 * 784), (9, 64 * 25 * 2), (16, 64 * 16 * 2), (25, 64 * 9 * 2)):
-        q, k, v = torch.randn(3, windows, 2, tokens, 32, device=device, dtype=dtype).unbind(0)
+    parser.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default="bfloat16")
+    dtype = getattr(torch, parser.parse_args().dtype)
+    print(f"device={torch.cuda.get_device_name()} dtype={dtype} map 8x56x56, dim 192, 6 heads, all Hi-Fi")
+    x = torch.randn(8, 56 * 56, 192, device="cuda", dtype=dtype)
+    for ws in (2, 3, 4, 5, 7):
+        layer = HiLo(192, 6, qkv_bias=True, window_size=ws, alpha=0.0).cuda().to(dtype).eval()
+        per_window = HiLo(192, 6, qkv_bias=True, window_size=ws, alpha=0.0).cuda().to(dtype).eval()
+        per_window.load_state_dict(layer.state_dict())
+        per_window.window_mask = None  # one window per sequence
+        with torch.inference_mode():
+            diff = (layer(x, 56, 56).float() - per_window(x, 56, 56).float()).abs().max().item()
         t = time_interleaved({
-            "sdpa": lambda: F.scaled_dot_product_attention(q, k, v, scale=0.17),
-            "broadcast": lambda: broadcast_attention(q, k, v, 0.17),
-        }, device=device, repeats=7)
-        print(f"window tokens={tokens:3d} windows={windows:6d}: sdpa {t['sdpa'].median_s * 1e6:8.1f} us"
-              f"  broadcast {t['broadcast'].median_s * 1e6:8.1f} us"
-              f"  ratio {t['sdpa'].median_s / t['broadcast'].median_s:.2f}x")
-    x = torch.randn(8, 56, 56, 192, device=device, dtype=dtype)
-    t = time_interleaved({
-        "avg_pool2d": lambda: F.avg_pool2d(x.permute(0, 3, 1, 2), 2).permute(0, 2, 3, 1),
-        "mean": lambda: x.view(8, 28, 2, 28, 2, 192).mean((2, 4)),
-    }, device=device, repeats=7)
-    print("pool 8x56x56x192:", {k: f"{v.median_s * 1e6:.1f} us" for k, v in t.items()})
+            "packed": cuda_graphed(lambda layer=layer: layer(x, 56, 56)),
+            "per_window": cuda_graphed(lambda per_window=per_window: per_window(x, 56, 56)),
+        }, device="cuda", repeats=7)
+        packed_us, single_us = t["packed"].median_s * 1e6, t["per_window"].median_s * 1e6
+        print(f"window {ws}x{ws}: packed {packed_us:7.1f} us  per-window {single_us:7.1f} us  "
+              f"speed-up {single_us / packed_us:.2f}x  max diff {diff:.1e}"
+              f"{'' if layer.window_mask is not None else '  (not packed: window fills a tile)'}")
 
 
 if __name__ == "__main__":

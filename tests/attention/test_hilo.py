@@ -82,6 +82,27 @@ def test_matches_loop_reference_forward_and_gradients(H, W, ws, heads, alpha, ba
         torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize(("ws", "H", "W", "batch"), [(2, 14, 14, 3), (2, 9, 13, 1), (3, 10, 8, 2), (5, 11, 6, 1)])
+def test_packed_window_path_matches_the_reference(monkeypatch, ws, H, W, batch):
+    """The CUDA path (windows packed into ~64-token sequences, block-diagonal mask), forced on CPU;
+    window counts that do not fill the last sequence included."""
+    m = make(dim=24, heads=3, ws=ws, alpha=0.34)
+    assert m.window_mask is not None and "window_mask" not in m.state_dict()
+    monkeypatch.setattr(HiLo, "_packs_windows", lambda self, x: True)
+    x = torch.randn(batch, H * W, 24, requires_grad=True)
+    out = m(x, H, W)
+    expected = loop_reference(m, x, H, W)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-4)
+    (got,) = torch.autograd.grad(out.square().sum(), x)
+    (want,) = torch.autograd.grad(expected.square().sum(), x)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+def test_large_windows_are_not_packed():
+    assert make(dim=16, heads=2, ws=8).window_mask is None  # 64 tokens fill a tile alone
+    assert make(dim=16, heads=2, ws=2, alpha=1.0).window_mask is None  # no Hi-Fi heads
+
+
 @pytest.mark.parametrize(("dim", "heads", "ws", "alpha", "H", "W"), [
     (96, 12, 2, 0.9, 14, 14), (64, 8, 4, 0.5, 16, 8), (32, 4, 1, 0.5, 7, 5), (48, 6, 3, 0.75, 9, 12),
 ])

@@ -19,9 +19,8 @@ from torch import Tensor, nn
 
 __all__ = ["HiLo", "HiLo2d"]
 
-# Largest window (in tokens) attended by broadcasting rather than SDPA on CUDA; measured in
-# benchmarks/gpu_window_core.py.
-_BROADCAST_MAX_WINDOW_TOKENS = 4
+# On CUDA, windows smaller than half this many tokens are packed into sequences of about this length.
+_PACKED_SEQUENCE_TOKENS = 64
 
 
 def _check_config(dim: int, num_heads: int, window_size: int, alpha: float) -> None:
@@ -91,6 +90,14 @@ class HiLo(nn.Module):
             self.h_qkv = nn.Linear(dim, self.h_dim * 3, bias=qkv_bias)
             self.h_proj = nn.Linear(self.h_dim, self.h_dim)
         self.proj_drop = nn.Dropout(proj_drop)
+        window_tokens = window_size * window_size
+        per_sequence = _PACKED_SEQUENCE_TOKENS // window_tokens
+        mask = None
+        if self.h_heads > 0 and per_sequence >= 2:
+            ids = torch.arange(per_sequence * window_tokens) // window_tokens
+            mask = ids[:, None] == ids[None, :]
+        self.window_mask: Tensor | None
+        self.register_buffer("window_mask", mask, persistent=False)
 
     def extra_repr(self) -> str:
         return (
@@ -135,29 +142,46 @@ class HiLo(nn.Module):
     def _hifi(self, x: Tensor) -> Tensor:
         """Window attention; returns ``(B, H/s, s, W/s, s, h_dim)``, a view in window order."""
         B, H, W, _ = x.shape
-        ws, heads = self.ws, self.h_heads
+        ws, heads, hd = self.ws, self.h_heads, self.head_dim
         rows, cols = H // ws, W // ws
-        qkv = self.h_qkv(x).view(B, rows, ws, cols, ws, 3, heads, self.head_dim)
-        # (3, B*windows, heads, ws*ws, head_dim): one copy gathers every window's tokens together.
-        qkv = qkv.permute(5, 0, 1, 3, 6, 2, 4, 7).reshape(3, B * rows * cols, heads, ws * ws, self.head_dim)
-        q, k, v = qkv.unbind(0)
-        out = self._window_attention(q, k, v)
+        qkv = self.h_qkv(x).view(B, rows, ws, cols, ws, 3, heads, hd)
+        if self._packs_windows(x):
+            tokens = self._packed_window_attention(qkv)
+        else:
+            # (3, windows, heads, ws*ws, head_dim): one copy gathers every window's tokens together.
+            qkv = qkv.permute(5, 0, 1, 3, 6, 2, 4, 7).reshape(3, B * rows * cols, heads, ws * ws, hd)
+            q, k, v = qkv.unbind(0)
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=self._dropout_p(), scale=self.scale)
+            tokens = out.transpose(1, 2)
         # The projection acts per token, so it runs in window order; the view puts tokens back in place.
-        out = self.h_proj(out.transpose(1, 2).reshape(B, rows, cols, ws, ws, self.h_dim))
+        out = self.h_proj(tokens.reshape(B, rows, cols, ws, ws, self.h_dim))
         return out.permute(0, 1, 3, 2, 4, 5)
 
-    def _window_attention(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        """Attention within each window: ``(windows, heads, ws*ws, head_dim)`` in and out.
+    def _packs_windows(self, x: Tensor) -> bool:
+        """Pack small windows on CUDA only: on CPU the fused kernel is as fast per window."""
+        return x.is_cuda and self.window_mask is not None
 
-        GPU flash kernels tile 64+ tokens, so on 2x2 windows they spend most of their time on padding
-        and a broadcast multiply-and-reduce is about 2x faster (H100, bf16); from 3x3 windows on, and on
-        CPU for every size, the fused SDPA kernel is faster.
+    def _packed_window_attention(self, qkv: Tensor) -> Tensor:
+        """Window attention with several windows packed into one sequence and a block-diagonal mask.
+
+        GPU attention kernels tile 64+ queries, so a 2x2 window alone leaves a tile almost empty; packed,
+        the tiles fill up (about 5x faster than one window per sequence on an H100, see
+        benchmarks/gpu_window_core.py). Takes the ``(B, rows, s, cols, s, 3, heads, head_dim)`` projection
+        and returns ``(B*rows*cols*s*s, heads, head_dim)`` in window order.
         """
-        if q.is_cuda and q.shape[-2] <= _BROADCAST_MAX_WINDOW_TOKENS:
-            scores = (q.unsqueeze(-2) * k.unsqueeze(-3)).sum(-1) * self.scale
-            probs = F.dropout(scores.softmax(-1), self._dropout_p())
-            return (probs.unsqueeze(-1) * v.unsqueeze(-3)).sum(-2)
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=self._dropout_p(), scale=self.scale)
+        B, rows, ws, cols, _, _, heads, hd = qkv.shape
+        window_tokens = ws * ws
+        per_sequence = self.window_mask.shape[0] // window_tokens
+        windows = B * rows * cols
+        sequences = -(-windows // per_sequence)
+        qkv = qkv.permute(5, 6, 0, 1, 3, 2, 4, 7).reshape(3, heads, windows * window_tokens, hd)
+        if sequences * per_sequence != windows:  # all-zero filler windows, dropped below
+            qkv = F.pad(qkv, (0, 0, 0, (sequences * per_sequence - windows) * window_tokens))
+        q, k, v = qkv.view(3, heads, sequences, per_sequence * window_tokens, hd).unbind(0)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=self.window_mask, dropout_p=self._dropout_p(), scale=self.scale
+        )
+        return out.reshape(heads, -1, hd)[:, : windows * window_tokens].transpose(0, 1)
 
     def _lofi(self, x: Tensor) -> Tensor:
         """Attention to pooled keys/values; returns ``(B, H, W, l_dim)``."""
