@@ -37,9 +37,8 @@ def test_fixed_threads_restores_the_setting():
     with fixed_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
-    with pytest.raises(ValueError, match="threads must be >= 1"):
-        with fixed_threads(0):
-            pass
+    with pytest.raises(ValueError, match="threads must be >= 1"), fixed_threads(0):
+        pass
 
 
 def test_environment_records_what_a_measurement_depends_on():

@@ -61,9 +61,7 @@ def test_forward_and_backward_match_torchvision(shape):
 )
 def test_property_matches_torchvision_in_float64(B, C, H, W, scale, seed):
     problem = random_problem(B, C, H, W, out=3, offset_scale=scale, dtype=torch.float64, seed=seed)
-    for a, b in zip(
-        outputs_and_grads("gather", *problem), outputs_and_grads("torchvision", *problem), strict=True
-    ):
+    for a, b in zip(outputs_and_grads("gather", *problem), outputs_and_grads("torchvision", *problem), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
 
 
@@ -73,6 +71,19 @@ def test_points_entirely_outside_read_zero():
     far[1] = 50.0  # image 0 samples far above/left of the map, image 1 far below/right
     out = deform_conv2x2(x, far, weight, bias, impl="gather")
     torch.testing.assert_close(out, bias.view(1, -1, 1, 1).expand_as(out))
+
+
+def test_huge_and_non_finite_offsets_stay_in_range():
+    x, offset, weight, bias = random_problem(2, 3, 12, 14)
+    offset[0, :, ::2] = 1e30
+    offset[1, :, 1::3] = -1e30
+    torch.testing.assert_close(
+        deform_conv2x2(x, offset, weight, bias), deform_conv2d(x, offset, weight, bias, stride=2)
+    )
+    offset[0, 3, 2, 4] = float("nan")
+    offset[1, 4] = float("inf")
+    out = deform_conv2x2(x, offset, weight, bias)  # no out-of-range read
+    assert out[0, :, 2, 4].isnan().all() and out[0, :, 1, 4].isfinite().all()
 
 
 def test_zero_offsets_are_a_plain_strided_conv():
@@ -162,9 +173,7 @@ def test_flops_follow_the_official_count():
     locations = 28 * 28
     expected = locations * (4 * 96 * 12 + 12) + locations * (4 * 96 * 192 + 192) + locations * 192
     assert DeformablePatchMerging(96, 192).flops(56, 56) == expected
-    assert (
-        DeformablePatchMerging(96, 192).flops(57, 55) == 28 * 27 * (4 * 96 + 1) * (12 + 192) + 28 * 27 * 192
-    )
+    assert DeformablePatchMerging(96, 192).flops(57, 55) == 28 * 27 * (4 * 96 + 1) * (12 + 192) + 28 * 27 * 192
 
 
 def test_export_traces_standard_ops():

@@ -39,15 +39,19 @@ OFFSET_CHANNELS = 2 * KERNEL * KERNEL  # (dy, dx) per kernel tap
 _OFFICIAL_OFFSET_FLOPS_CHANNELS = 12
 
 
+# The implementation measured fastest per device type, with ``benchmarks/bench_models.py --dtm`` (the DTM
+# module at LITv2-S's three shapes, batch 32). CPU, 2 cores, float32: "gather" 2.2-5.2x faster than
+# torchvision forward, 3.8-5.8x forward+backward.
+_FASTEST = {"cpu": "gather"}
+
+
 def default_impl(device: torch.device | str) -> str:
     """The implementation ``impl="auto"`` resolves to on `device`.
 
-    ``"gather"`` everywhere: on CPU (2 cores, LITv2-S/M/B shapes, batch 32) it was measured 2-4x
-    faster than torchvision forward and 3-7x forward+backward (``benchmarks/bench_models.py --dtm``
-    prints the comparison for the current device). It is also the only one torch.compile can trace.
+    The measured fastest where there is a measurement, else ``"gather"``: the implementation that
+    torch.compile and torch.export can trace and that needs no compiled extension.
     """
-    torch.device(device)  # validates the argument
-    return "gather"
+    return _FASTEST.get(torch.device(device).type, "gather")
 
 
 def _check_impl(impl: str) -> None:
@@ -57,15 +61,11 @@ def _check_impl(impl: str) -> None:
 
 def _check_input(x: Tensor, channels: int) -> None:
     if x.dim() != 4:
-        raise ValueError(
-            f"expected an NCHW input of rank 4 (B, {channels}, H, W), got shape {tuple(x.shape)}"
-        )
+        raise ValueError(f"expected an NCHW input of rank 4 (B, {channels}, H, W), got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"expected a floating-point input, got dtype {x.dtype}")
     if x.shape[1] != channels:
-        raise ValueError(
-            f"expected {channels} input channels, got {x.shape[1]} (input shape {tuple(x.shape)})"
-        )
+        raise ValueError(f"expected {channels} input channels, got {x.shape[1]} (input shape {tuple(x.shape)})")
     if x.shape[2] < KERNEL or x.shape[3] < KERNEL:
         raise ValueError(f"expected H and W >= {KERNEL}, got input shape {tuple(x.shape)}")
 
@@ -95,7 +95,8 @@ def _bilinear_corners(offset: Tensor, height: int, width: int) -> tuple[Tensor, 
         high = low + 1
         weight_low = (1 - frac) * ((low >= 0) & (low < size))
         weight_high = frac * ((high >= 0) & (high < size))
-        return low.clamp(0, size - 1).long(), high.clamp(0, size - 1).long(), weight_low, weight_high
+        # clamped after the conversion, so that huge or non-finite coordinates still index in range
+        return low.long().clamp(0, size - 1), high.long().clamp(0, size - 1), weight_low, weight_high
 
     y0, y1, wy0, wy1 = axis(y, height)
     x0, x1, wx0, wx1 = axis(x, width)
