@@ -144,7 +144,6 @@ class OfficialLITv2(nn.Module):
         num_classes: int = 1000,
         alpha: float = 0.9,
         local_ws: tuple[int, ...] = (0, 0, 2, 1),
-        **_: object,
     ) -> None:
         super().__init__()
         self.patch_embed = nn.Module()
@@ -168,9 +167,15 @@ class OfficialLITv2(nn.Module):
         return self.head(self.norm(x).mean(dim=1))
 
 
+def official_structure(arch: str, num_classes: int = 1000) -> OfficialLITv2:
+    """The official structure of a named hilovit architecture (``litv2_s``, ...), randomly initialised."""
+    config = litv2_config(arch)
+    return OfficialLITv2(config["embed_dim"], config["depths"], config["num_heads"], num_classes)
+
+
 def official_twin(model: nn.Module, arch: str) -> OfficialLITv2:
     """The official structure of `arch` holding `model`'s weights (strict load)."""
-    twin = OfficialLITv2(**litv2_config(arch), num_classes=model.num_classes)
+    twin = official_structure(arch, model.num_classes)
     twin.load_state_dict(model.state_dict(), strict=True)
     return twin
 
@@ -194,9 +199,7 @@ def check_official(model: nn.Module, twin: nn.Module, x: Tensor) -> float:
     with torch.inference_mode():
         diff = (model(x).float() - twin(x).float()).abs().max().item()
     if diff > CHECK_TOLERANCE:
-        raise AssertionError(
-            f"hilovit LITv2 differs from the official structure by {diff:.2e} > {CHECK_TOLERANCE}"
-        )
+        raise AssertionError(f"hilovit LITv2 differs from the official structure by {diff:.2e} > {CHECK_TOLERANCE}")
     return diff
 
 
@@ -223,9 +226,7 @@ def resolve_models(spec: str) -> list[str]:
     names: list[str] = []
     for item in spec.split(","):
         item = item.strip()
-        expanded = (
-            [n for key in MODEL_SETS for n in MODEL_SETS[key]] if item == "all" else MODEL_SETS.get(item)
-        )
+        expanded = [n for key in MODEL_SETS for n in MODEL_SETS[key]] if item == "all" else MODEL_SETS.get(item)
         for name in expanded or (item,):
             if name != OFFICIAL and name not in timm.list_models(name):
                 raise SystemExit(
@@ -249,9 +250,7 @@ def gmacs(name: str, model: nn.Module, size: int, device: torch.device) -> float
     return counter.get_total_flops() / 2 / 1e9
 
 
-def build_models(
-    names: list[str], args: argparse.Namespace, device: torch.device
-) -> tuple[dict, float | None]:
+def build_models(names: list[str], args: argparse.Namespace, device: torch.device) -> tuple[dict, float | None]:
     """Every model in eval mode on `device`; the official twin checked against litv2_s first."""
     generator = torch.Generator().manual_seed(0)
     models: dict[str, nn.Module] = {}
@@ -262,7 +261,7 @@ def build_models(
         torch.manual_seed(0)
         models[name] = timm.create_model(name, pretrained=False).eval()
     if OFFICIAL in names:
-        source = models.get("litv2_s") or timm.create_model("litv2_s", pretrained=False).eval()
+        source = models["litv2_s"] if "litv2_s" in models else timm.create_model("litv2_s").eval()
         randomise_dtm(source, generator)
         twin = official_twin(source, "litv2_s").eval()
         x = torch.randn(2, 3, args.size, args.size, generator=generator)
@@ -295,9 +294,7 @@ def make_runner(
     return step
 
 
-def bench_models(
-    args: argparse.Namespace, device: torch.device, dtype: torch.dtype, console: Console
-) -> dict:
+def bench_models(args: argparse.Namespace, device: torch.device, dtype: torch.dtype, console: Console) -> dict:
     names = resolve_models(args.models)
     baseline = args.baseline if args.baseline in names else names[0]
     models, diff = build_models(names, args, device)
@@ -311,9 +308,7 @@ def bench_models(
         x = x.contiguous(memory_format=torch.channels_last)
     calls = {name: make_runner(model, x, dtype, compile_=args.compile) for name, model in models.items()}
     console.print(f"timing {len(calls)} models interleaved, {args.repeats} repeats ...", style="dim")
-    timings: dict[str, Timing] = time_interleaved(
-        calls, device=device, warmup=args.warmup, repeats=args.repeats
-    )
+    timings: dict[str, Timing] = time_interleaved(calls, device=device, warmup=args.warmup, repeats=args.repeats)
     rows = []
     for name, model in models.items():
         t = timings[name]
@@ -425,9 +420,7 @@ def bench_dtm(args: argparse.Namespace, device: torch.device, dtype: torch.dtype
                     times["torchvision"] / times["gather"],
                 )
             )
-    table = Table(
-        title=f"Deformable Token Merging (DTM module: offsets, deformable conv, BN, GELU), {args.dtype}"
-    )
+    table = Table(title=f"Deformable Token Merging (DTM module: offsets, deformable conv, BN, GELU), {args.dtype}")
     for column in ("input", "pass", *(f"{impl} ms" for impl in impls), "gather speed-up"):
         table.add_column(column, justify="left" if column in ("input", "pass") else "right")
     for r in rows:
@@ -437,9 +430,7 @@ def bench_dtm(args: argparse.Namespace, device: torch.device, dtype: torch.dtype
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
         "--dtype",
@@ -458,9 +449,7 @@ def main(argv: list[str] | None = None) -> dict:
         help="comma list of sets (s, m, b, all) and/or timm names; s = LITv2-S, its official "
         "structure, Swin-T, PVTv2-B2, ConvNeXt-T, ResNet-50",
     )
-    parser.add_argument(
-        "--baseline", default="swin_tiny_patch4_window7_224", help="model the ratios refer to"
-    )
+    parser.add_argument("--baseline", default="swin_tiny_patch4_window7_224", help="model the ratios refer to")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--dtm", action="store_true", help="time the DTM implementations instead of models")

@@ -8,8 +8,6 @@ import pytest
 import timm
 import torch
 
-from hilovit.models import litv2_config
-
 PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_models.py"
 
 
@@ -46,7 +44,7 @@ def test_official_check_catches_a_difference(bench):
 
 def test_official_twin_keys_are_the_models(bench):
     model = timm.create_model("litv2_nano", pretrained=False)
-    twin = bench.OfficialLITv2(**litv2_config("litv2_nano"))
+    twin = bench.official_structure("litv2_nano")
     assert twin.state_dict().keys() == model.state_dict().keys()
 
 

@@ -40,8 +40,8 @@ _OFFICIAL_OFFSET_FLOPS_CHANNELS = 12
 
 
 # The implementation measured fastest per device type, with ``benchmarks/bench_models.py --dtm`` (the DTM
-# module at LITv2-S's three shapes, batch 32). CPU, 2 cores, float32: "gather" 2.2-5.2x faster than
-# torchvision forward, 3.8-5.8x forward+backward.
+# module at LITv2-S's three shapes, batch 32). CPU, 2 cores, float32: "gather" 2.2-5.7x faster than
+# torchvision forward, 3.6-5.8x forward+backward.
 _FASTEST = {"cpu": "gather"}
 
 
