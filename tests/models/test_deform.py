@@ -161,6 +161,7 @@ def test_low_precision_module_keeps_its_dtype():
 
 def test_auto_resolves_per_device():
     assert default_impl("cpu") == "gather"
+    assert default_impl("cuda") == "torchvision"
     x, offset, weight, bias = random_problem(1, 3, 6, 6)
     torch.testing.assert_close(
         deform_conv2x2(x, offset, weight, bias), deform_conv2d(x, offset, weight, bias, stride=2)
