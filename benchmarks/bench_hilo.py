@@ -106,13 +106,30 @@ def measure(shape: Shape, device: torch.device, dtype: torch.dtype, repeats: int
 
 def render(rows: list[Row], env: dict) -> Table:
     table = Table(title="HiLo vs the seed formulation  " + "  ".join(f"{k}={v}" for k, v in env.items()))
-    for column in ("shape", "HiLo ms", "ref ms", "speed-up", "GFLOP/s", "matmul GFLOP/s", "of matmul",
-                   "HiLo MiB", "ref MiB"):
+    for column in (
+        "shape",
+        "HiLo ms",
+        "ref ms",
+        "speed-up",
+        "GFLOP/s",
+        "matmul GFLOP/s",
+        "of matmul",
+        "HiLo MiB",
+        "ref MiB",
+    ):
         table.add_column(column, justify="left" if column == "shape" else "right")
     for r in rows:
-        table.add_row(r.shape, f"{r.hilo_ms:.2f}", f"{r.reference_ms:.2f}", f"{r.speedup:.2f}x",
-                      f"{r.gflops_per_s:.1f}", f"{r.matmul_gflops_per_s:.1f}", f"{r.matmul_share:.0%}",
-                      f"{r.hilo_peak_mib:.1f}", f"{r.reference_peak_mib:.1f}")
+        table.add_row(
+            r.shape,
+            f"{r.hilo_ms:.2f}",
+            f"{r.reference_ms:.2f}",
+            f"{r.speedup:.2f}x",
+            f"{r.gflops_per_s:.1f}",
+            f"{r.matmul_gflops_per_s:.1f}",
+            f"{r.matmul_share:.0%}",
+            f"{r.hilo_peak_mib:.1f}",
+            f"{r.reference_peak_mib:.1f}",
+        )
     return table
 
 
@@ -124,8 +141,11 @@ def main(argv: list[str] | None = None) -> list[Row]:
     parser.add_argument("--quick", action="store_true", help="smaller batches and fewer repeats (the demo)")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--cuda-graphs", action="store_true",
-                        help="time CUDA-graph replays of every candidate: GPU work without launch overhead")
+    parser.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="time CUDA-graph replays of every candidate: GPU work without launch overhead",
+    )
     parser.add_argument("--json", default=None, help="also write the rows and environment to this file")
     args = parser.parse_args(argv)
     device = torch.device(args.device)

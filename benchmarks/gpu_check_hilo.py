@@ -10,7 +10,11 @@ from hilovit.attention.reference import HiLoReference
 def main() -> None:
     torch.manual_seed(0)
     for dtype, tol in ((torch.float32, 1e-4), (torch.bfloat16, 3e-2)):
-        for dim, heads, ws, alpha, H, W in ((384, 12, 2, 0.9, 25, 31), (192, 6, 4, 0.5, 56, 56), (256, 8, 1, 0.5, 7, 7)):
+        for dim, heads, ws, alpha, H, W in (
+            (384, 12, 2, 0.9, 25, 31),
+            (192, 6, 4, 0.5, 56, 56),
+            (256, 8, 1, 0.5, 7, 7),
+        ):
             m = HiLo(dim, heads, qkv_bias=True, window_size=ws, alpha=alpha).cuda().to(dtype)
             r = HiLoReference(dim, heads, qkv_bias=True, window_size=ws, alpha=alpha).cuda().to(dtype)
             r.load_state_dict(m.state_dict())

@@ -23,14 +23,20 @@ def main() -> None:
         per_window.window_mask = None  # one window per sequence
         with torch.inference_mode():
             diff = (layer(x, 56, 56).float() - per_window(x, 56, 56).float()).abs().max().item()
-        t = time_interleaved({
-            "packed": cuda_graphed(lambda layer=layer: layer(x, 56, 56)),
-            "per_window": cuda_graphed(lambda per_window=per_window: per_window(x, 56, 56)),
-        }, device="cuda", repeats=7)
+        t = time_interleaved(
+            {
+                "packed": cuda_graphed(lambda layer=layer: layer(x, 56, 56)),
+                "per_window": cuda_graphed(lambda per_window=per_window: per_window(x, 56, 56)),
+            },
+            device="cuda",
+            repeats=7,
+        )
         packed_us, single_us = t["packed"].median_s * 1e6, t["per_window"].median_s * 1e6
-        print(f"window {ws}x{ws}: packed {packed_us:7.1f} us  per-window {single_us:7.1f} us  "
-              f"speed-up {single_us / packed_us:.2f}x  max diff {diff:.1e}"
-              f"{'' if layer.window_mask is not None else '  (not packed: window fills a tile)'}")
+        print(
+            f"window {ws}x{ws}: packed {packed_us:7.1f} us  per-window {single_us:7.1f} us  "
+            f"speed-up {single_us / packed_us:.2f}x  max diff {diff:.1e}"
+            f"{'' if layer.window_mask is not None else '  (not packed: window fills a tile)'}"
+        )
 
 
 if __name__ == "__main__":

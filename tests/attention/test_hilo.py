@@ -42,8 +42,7 @@ def loop_reference(m: HiLo, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         pooled = torch.stack([padded[:, i : i + ws, j : j + ws].mean((1, 2)) for i, j in windows], 1)
         k, v = m.l_kv(pooled).reshape(B, len(windows), 2, m.l_heads, hd).unbind(2)
         heads = [
-            torch.softmax(q[:, :, h] @ k[:, :, h].transpose(1, 2) * m.scale, -1) @ v[:, :, h]
-            for h in range(m.l_heads)
+            torch.softmax(q[:, :, h] @ k[:, :, h].transpose(1, 2) * m.scale, -1) @ v[:, :, h] for h in range(m.l_heads)
         ]
         branches.append(m.l_proj(torch.cat(heads, -1).reshape(B, Hp, Wp, m.l_dim)))
     return torch.cat(branches, -1)[:, :H, :W].reshape(B, H * W, C)
@@ -68,8 +67,6 @@ def make(dim=32, heads=4, ws=2, alpha=0.5, seed=0, cls=HiLo, **kwargs):
     batch=st.integers(1, 2),
 )
 def test_matches_loop_reference_forward_and_gradients(H, W, ws, heads, alpha, batch):
-    if ws > 1 and (H // ws + 1) * (W // ws + 1) > 120:  # keep the Python loops short
-        H, W = min(H, 4 * ws), min(W, 3 * ws)
     m = make(dim=heads * 4, heads=heads, ws=ws, alpha=alpha)
     x = torch.randn(batch, H * W, heads * 4, requires_grad=True)
     out = m(x, H, W)
@@ -103,9 +100,15 @@ def test_large_windows_are_not_packed():
     assert make(dim=16, heads=2, ws=2, alpha=1.0).window_mask is None  # no Hi-Fi heads
 
 
-@pytest.mark.parametrize(("dim", "heads", "ws", "alpha", "H", "W"), [
-    (96, 12, 2, 0.9, 14, 14), (64, 8, 4, 0.5, 16, 8), (32, 4, 1, 0.5, 7, 5), (48, 6, 3, 0.75, 9, 12),
-])
+@pytest.mark.parametrize(
+    ("dim", "heads", "ws", "alpha", "H", "W"),
+    [
+        (96, 12, 2, 0.9, 14, 14),
+        (64, 8, 4, 0.5, 16, 8),
+        (32, 4, 1, 0.5, 7, 5),
+        (48, 6, 3, 0.75, 9, 12),
+    ],
+)
 def test_seed_state_dict_loads_strictly_and_matches_on_divisible_sizes(dim, heads, ws, alpha, H, W):
     seed = make(dim, heads, ws, alpha, cls=HiLoReference)
     m = HiLo(dim, heads, qkv_bias=True, window_size=ws, alpha=alpha).eval()
@@ -158,9 +161,16 @@ def test_window_size_one_is_plain_global_multi_head_attention():
     torch.testing.assert_close(m(x, 4, 5), m.l_proj(attn.transpose(1, 2).reshape(2, 20, 32)))
 
 
-@pytest.mark.parametrize(("heads", "alpha", "lofi", "hifi"), [
-    (4, 0.0, 0, 4), (4, 1.0, 4, 0), (3, 0.3, 0, 3), (2, 0.9, 1, 1), (12, 0.9, 10, 2),
-])
+@pytest.mark.parametrize(
+    ("heads", "alpha", "lofi", "hifi"),
+    [
+        (4, 0.0, 0, 4),
+        (4, 1.0, 4, 0),
+        (3, 0.3, 0, 3),
+        (2, 0.9, 1, 1),
+        (12, 0.9, 10, 2),
+    ],
+)
 def test_head_split_and_missing_branches_have_no_parameters(heads, alpha, lofi, hifi):
     m = make(dim=heads * 4, heads=heads, ws=2, alpha=alpha)
     assert (m.l_heads, m.h_heads) == (lofi, hifi)
@@ -216,26 +226,32 @@ def test_torch_compile_fullgraph():
         torch.testing.assert_close(compiled(x, H, W), m(x, H, W))
 
 
-@pytest.mark.parametrize(("kwargs", "error", "match"), [
-    ({"dim": 30, "num_heads": 4}, ValueError, "dim=30 must be divisible by num_heads=4"),
-    ({"dim": 32, "alpha": 1.5}, ValueError, r"alpha .* must be in \[0, 1\], got 1.5"),
-    ({"dim": 32, "alpha": -0.1}, ValueError, "alpha"),
-    ({"dim": 32, "window_size": 0}, ValueError, "window_size must be >= 1, got 0"),
-    ({"dim": 32, "window_size": 2.0}, TypeError, "window_size must be an int"),
-    ({"dim": 32, "num_heads": 0}, ValueError, "num_heads must be >= 1"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"dim": 30, "num_heads": 4}, ValueError, "dim=30 must be divisible by num_heads=4"),
+        ({"dim": 32, "alpha": 1.5}, ValueError, r"alpha .* must be in \[0, 1\], got 1.5"),
+        ({"dim": 32, "alpha": -0.1}, ValueError, "alpha"),
+        ({"dim": 32, "window_size": 0}, ValueError, "window_size must be >= 1, got 0"),
+        ({"dim": 32, "window_size": 2.0}, TypeError, "window_size must be an int"),
+        ({"dim": 32, "num_heads": 0}, ValueError, "num_heads must be >= 1"),
+    ],
+)
 def test_bad_configs(kwargs, error, match):
     with pytest.raises(error, match=match):
         HiLo(**kwargs)
 
 
-@pytest.mark.parametrize(("x", "H", "W", "error", "match"), [
-    (torch.randn(2, 30, 32), 5, 5, ValueError, "N=30 tokens for H=5, W=5"),
-    (torch.randn(2, 5, 6, 32), 5, 6, ValueError, r"\(B, N, C\), got a 4-d tensor"),
-    (torch.randn(2, 30, 16), 5, 6, ValueError, "built for dim=32 channels, got 16"),
-    (torch.ones(2, 30, 32, dtype=torch.int64), 5, 6, TypeError, "floating-point input, got dtype torch.int64"),
-    (torch.randn(2, 0, 32), 0, 5, ValueError, "H, W >= 1"),
-])
+@pytest.mark.parametrize(
+    ("x", "H", "W", "error", "match"),
+    [
+        (torch.randn(2, 30, 32), 5, 5, ValueError, "N=30 tokens for H=5, W=5"),
+        (torch.randn(2, 5, 6, 32), 5, 6, ValueError, r"\(B, N, C\), got a 4-d tensor"),
+        (torch.randn(2, 30, 16), 5, 6, ValueError, "built for dim=32 channels, got 16"),
+        (torch.ones(2, 30, 32, dtype=torch.int64), 5, 6, TypeError, "floating-point input, got dtype torch.int64"),
+        (torch.randn(2, 0, 32), 0, 5, ValueError, "H, W >= 1"),
+    ],
+)
 def test_bad_inputs(x, H, W, error, match):
     with pytest.raises(error, match=match):
         make()(x, H, W)
@@ -258,9 +274,15 @@ def seed_flops(m: HiLo, H: int, W: int) -> int:
     return hifi + lofi
 
 
-@pytest.mark.parametrize(("dim", "heads", "ws", "alpha", "H", "W"), [
-    (768, 12, 2, 0.9, 14, 14), (64, 8, 1, 0.5, 7, 7), (32, 4, 3, 0.5, 7, 10), (32, 4, 2, 0.0, 5, 5),
-])
+@pytest.mark.parametrize(
+    ("dim", "heads", "ws", "alpha", "H", "W"),
+    [
+        (768, 12, 2, 0.9, 14, 14),
+        (64, 8, 1, 0.5, 7, 7),
+        (32, 4, 3, 0.5, 7, 10),
+        (32, 4, 2, 0.0, 5, 5),
+    ],
+)
 def test_flops_follow_the_seed_formula_and_the_flop_counter(dim, heads, ws, alpha, H, W):
     m = HiLo(dim, heads, window_size=ws, alpha=alpha)
     assert m.flops(H, W) == seed_flops(m, H, W)

@@ -106,9 +106,7 @@ def test_wrong_architecture_lists_keys_and_shapes(classifier: nn.Module) -> None
 
 def test_unexpected_keys_and_class_count_mismatch(classifier: nn.Module) -> None:
     state = {**classifier.state_dict(), "layers.9.extra.weight": torch.zeros(1)}
-    with pytest.raises(
-        CheckpointMismatchError, match=r"1 unexpected in the checkpoint: layers\.9\.extra\.weight"
-    ):
+    with pytest.raises(CheckpointMismatchError, match=r"1 unexpected in the checkpoint: layers\.9\.extra\.weight"):
         load_official(litv2_nano(num_classes=10), state)
     with pytest.raises(CheckpointMismatchError, match="num_classes") as info:
         load_official(litv2_nano(num_classes=5), classifier.state_dict())
@@ -127,9 +125,7 @@ def test_corrupt_files_are_named(classifier: nn.Module, tmp_path: Path, damage: 
     good = tmp_path / "good.pth"
     torch.save({"model": classifier.state_dict()}, good)
     data = {
-        "random": torch.randint(
-            0, 256, (4096,), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
-        )
+        "random": torch.randint(0, 256, (4096,), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
         .numpy()
         .tobytes(),
         "truncated": good.read_bytes()[: good.stat().st_size // 2],

@@ -49,11 +49,7 @@ def test_backbone_matches_official_code_on_odd_sizes(name: str) -> None:
     fixture = load_fixture(name)
     config = {k: v for k, v in fixture["config"].items() if k != "num_classes"}
     model = LITv2Backbone(**config).eval()
-    state = {
-        k: v
-        for k, v in fixture["classification"]["state_dict"].items()
-        if not k.startswith(("norm.", "head."))
-    }
+    state = {k: v for k, v in fixture["classification"]["state_dict"].items() if not k.startswith(("norm.", "head."))}
     load_official(model, {**state, **fixture["backbone"]["extra_state_dict"]})
     for image, expected in zip(fixture["backbone"]["inputs"], fixture["backbone"]["features"], strict=True):
         with torch.no_grad():
@@ -319,9 +315,7 @@ def test_named_configs_build_backbones() -> None:
 def test_torch_hub_entrypoints(tmp_path: Path) -> None:
     source = timm.create_model("litv2_nano", num_classes=3)
     torch.save({"model": source.state_dict()}, tmp_path / "nano.pth")
-    model = torch.hub.load(
-        str(REPO), "litv2_nano", source="local", num_classes=3, checkpoint=tmp_path / "nano.pth"
-    )
+    model = torch.hub.load(str(REPO), "litv2_nano", source="local", num_classes=3, checkpoint=tmp_path / "nano.pth")
     torch.testing.assert_close(model.head.weight, source.head.weight)
     spec = importlib.util.spec_from_file_location("hubconf", REPO / "hubconf.py")
     hubconf = importlib.util.module_from_spec(spec)

@@ -105,14 +105,10 @@ def _hint(
             "allow_missing=('norm',) to keep them at their initialisation (they train with the detector)"
         )
     if prefixes and prefixes <= {"norm", "head"}:
-        return (
-            "a backbone checkpoint has no classifier; pass allow_missing=('norm.', 'head.') "
-            "to keep it initialised"
-        )
+        return "a backbone checkpoint has no classifier; pass allow_missing=('norm.', 'head.') to keep it initialised"
     if mismatched and all(key.startswith("head.") for key, _, _ in mismatched):
         return (
-            "only the classifier size differs: build the model with the checkpoint's num_classes, "
-            "then reset_classifier"
+            "only the classifier size differs: build the model with the checkpoint's num_classes, then reset_classifier"
         )
     return ""
 
@@ -134,9 +130,7 @@ def _load_file(path: Path) -> object:
     if not path.exists():
         raise FileNotFoundError(f"checkpoint file not found: '{path}'")
     if not path.is_file():
-        raise CheckpointFormatError(
-            f"'{path}' is not a file; expected a checkpoint file (.pth, .pt, .safetensors)"
-        )
+        raise CheckpointFormatError(f"'{path}' is not a file; expected a checkpoint file (.pth, .pt, .safetensors)")
     if path.suffix == ".safetensors":
         try:
             return safetensors.torch.load_file(path)
@@ -152,9 +146,7 @@ def _load_file(path: Path) -> object:
                 f"refuses ({reason}). If you trust the file, re-save its state dict once: "
                 "torch.save(torch.load(path, weights_only=False)['model'], new_path)"
             ) from err
-        raise CheckpointFormatError(
-            f"'{path}' is not a valid checkpoint (corrupt or not made by torch.save)"
-        ) from err
+        raise CheckpointFormatError(f"'{path}' is not a valid checkpoint (corrupt or not made by torch.save)") from err
     except Exception as err:  # torch.load fails on garbage with many exception types
         raise CheckpointFormatError(
             f"'{path}' is not a valid checkpoint (corrupt, truncated or not made by torch.save): "

@@ -542,9 +542,7 @@ class LITv2Backbone(LITv2Trunk):
         """Multiply-accumulates of one ``H x W`` image, output norms included."""
         grids = self.stage_grids(H, W)
         norms = sum(
-            self.embed_dims[i] * grids[i][0] * grids[i][1]
-            for i in self.out_indices
-            if hasattr(self, f"norm{i}")
+            self.embed_dims[i] * grids[i][0] * grids[i][1] for i in self.out_indices if hasattr(self, f"norm{i}")
         )
         return self._trunk_flops(H, W, self.out_indices[-1]) + norms
 

@@ -7,4 +7,9 @@ from hilovit.speed.timing import Timing, cuda_graphed, synchronize, time_interle
 __all__ = [
     "Timing",
     "cuda_graphed",
-    "environment", "fixed_threads", "peak_memory_bytes", "synchronize", "time_interleaved"]
+    "environment",
+    "fixed_threads",
+    "peak_memory_bytes",
+    "synchronize",
+    "time_interleaved",
+]
