@@ -17,7 +17,14 @@ from rich.table import Table
 
 from hilovit import HiLo
 from hilovit.attention.reference import HiLoReference
-from hilovit.speed import cuda_graphed, environment, fixed_threads, peak_memory_bytes, time_interleaved
+from hilovit.speed import (
+    cuda_graphed,
+    environment,
+    fixed_threads,
+    peak_memory_bytes,
+    results_table,
+    time_interleaved,
+)
 
 
 @dataclass(frozen=True)
@@ -104,22 +111,12 @@ def measure(shape: Shape, device: torch.device, dtype: torch.dtype, repeats: int
     )
 
 
+COLUMNS = ("shape", "HiLo ms", "ref ms", "speed-up", "GFLOP/s", "matmul GFLOP/s", "of matmul", "HiLo MiB", "ref MiB")
+
+
 def render(rows: list[Row], env: dict) -> Table:
-    table = Table(title="HiLo vs the seed formulation  " + "  ".join(f"{k}={v}" for k, v in env.items()))
-    for column in (
-        "shape",
-        "HiLo ms",
-        "ref ms",
-        "speed-up",
-        "GFLOP/s",
-        "matmul GFLOP/s",
-        "of matmul",
-        "HiLo MiB",
-        "ref MiB",
-    ):
-        table.add_column(column, justify="left" if column == "shape" else "right")
-    for r in rows:
-        table.add_row(
+    cells = (
+        (
             r.shape,
             f"{r.hilo_ms:.2f}",
             f"{r.reference_ms:.2f}",
@@ -130,7 +127,10 @@ def render(rows: list[Row], env: dict) -> Table:
             f"{r.hilo_peak_mib:.1f}",
             f"{r.reference_peak_mib:.1f}",
         )
-    return table
+        for r in rows
+    )
+    title = "HiLo vs the seed formulation  " + "  ".join(f"{k}={v}" for k, v in env.items())
+    return results_table(title, COLUMNS, cells)
 
 
 def main(argv: list[str] | None = None) -> list[Row]:

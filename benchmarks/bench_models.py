@@ -30,14 +30,13 @@ from dataclasses import asdict, dataclass
 import timm
 import torch
 from rich.console import Console
-from rich.table import Table
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from hilovit.attention.reference import HiLoReference
 from hilovit.models import litv2_config  # importing hilovit.models registers the litv2_* models with timm
 from hilovit.models.deform import DeformablePatchMerging
-from hilovit.speed import Timing, environment, fixed_threads, peak_memory_bytes, time_interleaved
+from hilovit.speed import Timing, environment, fixed_threads, peak_memory_bytes, results_table, time_interleaved
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 OFFICIAL = "official_litv2_s"
@@ -326,24 +325,11 @@ def bench_models(args: argparse.Namespace, device: torch.device, dtype: torch.dt
                 ratio=timings[baseline].median_s / t.median_s,
             )
         )
-    table = Table(
-        title=f"batch {args.batch} at {args.size}x{args.size}, {args.dtype}; ratio = img/s over "
-        f"{LABELS.get(baseline, baseline)}"
-    )
-    for column in (
-        "model",
-        "params (M)",
-        "GFLOPs*",
-        "img/s",
-        "latency ms",
-        "p90 ms",
-        "spread",
-        "peak MiB",
-        "ratio",
-    ):
-        table.add_column(column, justify="left" if column == "model" else "right")
-    for r in rows:
-        table.add_row(
+    baseline_label = LABELS.get(baseline, baseline)
+    title = f"batch {args.batch} at {args.size}x{args.size}, {args.dtype}; ratio = img/s over {baseline_label}"
+    columns = ("model", "params (M)", "GFLOPs*", "img/s", "latency ms", "p90 ms", "spread", "peak MiB", "ratio")
+    cells = (
+        (
             r.label,
             f"{r.params_m:.1f}",
             f"{r.gflops:.2f}",
@@ -354,6 +340,9 @@ def bench_models(args: argparse.Namespace, device: torch.device, dtype: torch.dt
             f"{r.peak_mib:.0f}",
             f"{r.ratio:.2f}x",
         )
+        for r in rows
+    )
+    table = results_table(title, columns, cells)
     console.print(table)
     console.print(
         "* multiply-accumulates per image as papers report them: LITv2 model.flops() (the official "
@@ -420,11 +409,10 @@ def bench_dtm(args: argparse.Namespace, device: torch.device, dtype: torch.dtype
                     times["torchvision"] / times["gather"],
                 )
             )
-    table = Table(title=f"Deformable Token Merging (DTM module: offsets, deformable conv, BN, GELU), {args.dtype}")
-    for column in ("input", "pass", *(f"{impl} ms" for impl in impls), "gather speed-up"):
-        table.add_column(column, justify="left" if column in ("input", "pass") else "right")
-    for r in rows:
-        table.add_row(r.shape, r.mode, *(f"{r.times_ms[i]:.1f}" for i in impls), f"{r.speedup:.2f}x")
+    title = f"Deformable Token Merging (DTM module: offsets, deformable conv, BN, GELU), {args.dtype}"
+    columns = ("input", "pass", *(f"{impl} ms" for impl in impls), "gather speed-up")
+    cells = ((r.shape, r.mode, *(f"{r.times_ms[i]:.1f}" for i in impls), f"{r.speedup:.2f}x") for r in rows)
+    table = results_table(title, columns, cells)
     console.print(table)
     return {"dtm": [asdict(r) for r in rows]}
 

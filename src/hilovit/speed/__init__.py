@@ -2,6 +2,7 @@
 
 from hilovit.speed.environment import environment, fixed_threads
 from hilovit.speed.memory import peak_memory_bytes
+from hilovit.speed.report import results_table
 from hilovit.speed.timing import Timing, cuda_graphed, synchronize, time_interleaved
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "environment",
     "fixed_threads",
     "peak_memory_bytes",
+    "results_table",
     "synchronize",
     "time_interleaved",
 ]
