@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed-stamp
 # CUDA builds that also run on CPU; the 2.13.0 CPU wheel found on some machines breaks torchvision and timm.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+
 .PHONY: demo test lint clean
 
 $(STAMP): pyproject.toml Makefile
@@ -14,8 +16,12 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e ".[dev]" $(TORCH_PINS)
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(PY) benchmarks/bench_hilo.py --quick
+# The demo's dataset, from Debian (needs root); installed only when missing.
+$(FASHION_MNIST):
+	apt-get install -y dataset-fashion-mnist || (apt-get update && apt-get install -y dataset-fashion-mnist)
+
+demo: $(STAMP) $(FASHION_MNIST)
+	$(PY) -m hilovit.cli demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -23,42 +23,23 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import timm
 import torch
 from rich.console import Console
 from torch import Tensor, nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from hilovit.attention.reference import HiLoReference
 from hilovit.models import litv2_config  # importing hilovit.models registers the litv2_* models with timm
 from hilovit.models.deform import DeformablePatchMerging
-from hilovit.speed import Timing, environment, fixed_threads, peak_memory_bytes, results_table, time_interleaved
+from hilovit.speed import environment, fixed_threads, model_bench, results_table, time_interleaved
+from hilovit.speed.measure import DTYPES, autocast_runner, timed_step
+from hilovit.speed.report import point_tables
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 OFFICIAL = "official_litv2_s"
-MODEL_SETS = {
-    "s": ("litv2_s", OFFICIAL, "swin_tiny_patch4_window7_224", "pvt_v2_b2", "convnext_tiny", "resnet50"),
-    "m": ("litv2_m", "swin_small_patch4_window7_224", "convnext_small"),
-    "b": ("litv2_b", "swin_base_patch4_window7_224", "convnext_base"),
-}
-LABELS = {
-    "litv2_s": "LITv2-S",
-    "litv2_m": "LITv2-M",
-    "litv2_b": "LITv2-B",
-    OFFICIAL: "LITv2-S (official structure)",
-    "swin_tiny_patch4_window7_224": "Swin-T",
-    "swin_small_patch4_window7_224": "Swin-S",
-    "swin_base_patch4_window7_224": "Swin-B",
-    "pvt_v2_b2": "PVTv2-B2",
-    "convnext_tiny": "ConvNeXt-T",
-    "convnext_small": "ConvNeXt-S",
-    "convnext_base": "ConvNeXt-B",
-    "resnet50": "ResNet-50",
-}
+OFFICIAL_LABEL = "LITv2-S (official structure)"
 # (name of the other model, what it is) for the throughput ratios the lead checks.
 TARGETS = (
     (OFFICIAL, "the official structure"),
@@ -203,162 +184,73 @@ def check_official(model: nn.Module, twin: nn.Module, x: Tensor) -> float:
 
 
 # --------------------------------------------------------------------------------------------------
-# Models
-
-
-@dataclass(frozen=True)
-class Row:
-    model: str
-    label: str
-    params_m: float
-    gflops: float
-    images_per_s: float
-    latency_ms: float
-    latency_p90_ms: float
-    spread: float
-    peak_mib: float
-    ratio: float
+# Models: hilovit.speed.model_bench, plus the official structure
 
 
 def resolve_models(spec: str) -> list[str]:
-    """``s,m`` / ``all`` / explicit timm names -> ordered, deduplicated model names."""
-    names: list[str] = []
-    for item in spec.split(","):
-        item = item.strip()
-        expanded = [n for key in MODEL_SETS for n in MODEL_SETS[key]] if item == "all" else MODEL_SETS.get(item)
-        for name in expanded or (item,):
-            if name != OFFICIAL and name not in timm.list_models(name):
-                raise SystemExit(
-                    f"unknown model {name!r}: expected a timm model name or one of "
-                    f"{', '.join([*MODEL_SETS, 'all', OFFICIAL])}"
-                )
-            if name not in names:
-                names.append(name)
+    """``s,m`` / ``all`` / timm names / ``official_litv2_s``; the ``s`` set adds the official structure
+    right after LITv2-S."""
+    names = model_bench.resolve_models(spec, extra=(OFFICIAL,))
+    wants_official = any(item.strip() in ("s", "all") for item in spec.split(","))
+    if wants_official and OFFICIAL not in names and "litv2_s" in names:
+        names.insert(names.index("litv2_s") + 1, OFFICIAL)
     return names
 
 
-def gmacs(name: str, model: nn.Module, size: int, device: torch.device) -> float:
-    """Multiply-accumulates per image: LITv2's own count (the paper's), else timm's ops counted by torch."""
-    if name == OFFICIAL:
-        model = timm.create_model("litv2_s", pretrained=False)
-    if hasattr(model, "flops"):
-        return model.flops(size, size) / 1e9
-    counter = FlopCounterMode(display=False)
-    with torch.inference_mode(), counter:
-        model(torch.randn(1, 3, size, size, device=device))
-    return counter.get_total_flops() / 2 / 1e9
-
-
-def build_models(names: list[str], args: argparse.Namespace, device: torch.device) -> tuple[dict, float | None]:
-    """Every model in eval mode on `device`; the official twin checked against litv2_s first."""
-    generator = torch.Generator().manual_seed(0)
-    models: dict[str, nn.Module] = {}
+def build_models(names: list[str], size: int) -> tuple[dict[str, tuple[str, nn.Module]], float | None]:
+    """Name -> (label, model) in order; the official twin checked against litv2_s first."""
+    models = model_bench.build_models([name for name in names if name != OFFICIAL])
     diff = None
-    for name in names:
-        if name == OFFICIAL:
-            continue
-        torch.manual_seed(0)
-        models[name] = timm.create_model(name, pretrained=False).eval()
     if OFFICIAL in names:
-        source = models["litv2_s"] if "litv2_s" in models else timm.create_model("litv2_s").eval()
-        randomise_dtm(source, generator)
+        generator = torch.Generator().manual_seed(0)
+        source = models["litv2_s"][1] if "litv2_s" in models else timm.create_model("litv2_s")
+        randomise_dtm(source.eval(), generator)
         twin = official_twin(source, "litv2_s").eval()
-        x = torch.randn(2, 3, args.size, args.size, generator=generator)
-        diff = check_official(source, twin, x)
-        models[OFFICIAL] = twin
-    ordered = {}
-    for name in names:
-        model = models[name].to(device)
-        if args.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        ordered[name] = model
-    return ordered, diff
-
-
-def make_runner(
-    module: nn.Module, x: Tensor, dtype: torch.dtype, *, train: bool = False, compile_: bool = False
-) -> Callable[[], object]:
-    """A closure running `module` on `x` under autocast to `dtype` (none for float32), and with `train`
-    a backward pass of a scalar loss."""
-    run = torch.compile(module) if compile_ else module
-
-    def step() -> object:
-        autocast = torch.autocast(x.device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
-        with autocast:
-            out = run(x)
-        if train:
-            out.float().square().mean().backward()
-        return out
-
-    return step
+        diff = check_official(source, twin, torch.randn(2, 3, size, size, generator=generator))
+        models[OFFICIAL] = (OFFICIAL_LABEL, twin)
+    return {name: models[name] for name in names}, diff
 
 
 def bench_models(args: argparse.Namespace, device: torch.device, dtype: torch.dtype, console: Console) -> dict:
     names = resolve_models(args.models)
-    baseline = args.baseline if args.baseline in names else names[0]
-    models, diff = build_models(names, args, device)
+    models, diff = build_models(names, args.size)
     if diff is not None:
         console.print(
             f"official-structure check: max |LITv2-S - official structure| = {diff:.2e} "
             f"(float32, batch 2, tolerance {CHECK_TOLERANCE:.0e})"
         )
-    x = torch.randn(args.batch, 3, args.size, args.size, device=device)
-    if args.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    calls = {name: make_runner(model, x, dtype, compile_=args.compile) for name, model in models.items()}
-    console.print(f"timing {len(calls)} models interleaved, {args.repeats} repeats ...", style="dim")
-    timings: dict[str, Timing] = time_interleaved(calls, device=device, warmup=args.warmup, repeats=args.repeats)
-    rows = []
-    for name, model in models.items():
-        t = timings[name]
-        rows.append(
-            Row(
-                model=name,
-                label=LABELS.get(name, name),
-                params_m=sum(p.numel() for p in model.parameters()) / 1e6,
-                gflops=gmacs(name, model, args.size, device),
-                images_per_s=args.batch / t.median_s,
-                latency_ms=t.median_s * 1e3,
-                latency_p90_ms=t.quantile_s(0.9) * 1e3,
-                spread=t.spread,
-                peak_mib=peak_memory_bytes(calls[name], device) / 2**20,
-                ratio=timings[baseline].median_s / t.median_s,
-            )
-        )
-    baseline_label = LABELS.get(baseline, baseline)
-    title = f"batch {args.batch} at {args.size}x{args.size}, {args.dtype}; ratio = img/s over {baseline_label}"
-    columns = ("model", "params (M)", "GFLOPs*", "img/s", "latency ms", "p90 ms", "spread", "peak MiB", "ratio")
-    cells = (
-        (
-            r.label,
-            f"{r.params_m:.1f}",
-            f"{r.gflops:.2f}",
-            f"{r.images_per_s:.1f}",
-            f"{r.latency_ms:.0f}",
-            f"{r.latency_p90_ms:.0f}",
-            f"{r.spread:.0%}",
-            f"{r.peak_mib:.0f}",
-            f"{r.ratio:.2f}x",
-        )
-        for r in rows
+    settings = model_bench.ModelSettings(
+        models=tuple(names),
+        sizes=(args.size,),
+        batches=(args.batch,),
+        baseline=args.baseline if args.baseline in names else names[0],
+        device=str(device),
+        dtype=args.dtype,
+        threads=args.threads,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        warmup=args.warmup,
+        repeats=args.repeats,
     )
-    table = results_table(title, columns, cells)
-    console.print(table)
+    report = model_bench.bench_models(settings, console, models)
+    for table in point_tables(report.rows, models[settings.baseline][0], f"{args.dtype}: "):
+        console.print(table)
     console.print(
-        "* multiply-accumulates per image as papers report them: LITv2 model.flops() (the official "
-        "count), others torch.utils.flop_counter / 2. latency = one batch; spread = IQR / median."
+        "GMACs: LITv2 model.flops() (the official count); counted: torch.utils.flop_counter / 2. "
+        "p50/p90 = latency of one batch; spread = IQR / median."
     )
+    speed = {row.name: row.images_per_s for row in report.rows}
     ratios = {}
-    if "litv2_s" in timings:
+    if speed.get("litv2_s"):
         for other, what in TARGETS:
-            if other in timings:
-                ratios[other] = timings[other].median_s / timings["litv2_s"].median_s
+            if speed.get(other):
+                ratios[other] = speed["litv2_s"] / speed[other]
                 console.print(f"LITv2-S throughput / {what}: {ratios[other]:.2f}x")
     return {
-        "rows": [asdict(r) for r in rows],
+        "rows": [asdict(row) for row in report.rows],
         "official_check_max_abs_diff": diff,
         "litv2_s_ratios": ratios,
-        "baseline": baseline,
+        "baseline": settings.baseline,
     }
 
 
@@ -396,7 +288,7 @@ def bench_dtm(args: argparse.Namespace, device: torch.device, dtype: torch.dtype
             for impl, module in modules.items():
                 module.to(device).train(train)
                 inp = x.detach().requires_grad_(train)
-                calls[impl] = make_runner(module, inp, dtype, train=train)
+                calls[impl] = timed_step(autocast_runner(partial(module, inp), device, dtype), train)
             timings = time_interleaved(
                 calls, device=device, warmup=args.warmup, repeats=args.repeats, inference=not train
             )
@@ -452,7 +344,10 @@ def main(argv: list[str] | None = None) -> dict:
         env = environment(device, dtype)
         console.print("  ".join(f"{k}={v}" for k, v in env.items()))
         bench = bench_dtm if args.dtm else bench_models
-        results = {"environment": env, "args": vars(args), **bench(args, device, dtype, console)}
+        try:
+            results = {"environment": env, "args": vars(args), **bench(args, device, dtype, console)}
+        except ValueError as error:  # an unknown model name, a bad setting
+            raise SystemExit(f"bench_models.py: error: {error}") from error
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -49,9 +49,20 @@ def test_official_twin_keys_are_the_models(bench):
 
 
 def test_model_sets_resolve_and_unknown_names_fail(bench):
-    assert bench.resolve_models("s,litv2_s,resnet18")[-1] == "resnet18"
-    with pytest.raises(SystemExit, match="unknown model 'not_a_model'"):
+    names = bench.resolve_models("s,litv2_s,resnet18")
+    assert names[:2] == ["litv2_s", bench.OFFICIAL] and names[-1] == "resnet18"
+    with pytest.raises(ValueError, match="unknown model 'not_a_model'"):
         bench.resolve_models("not_a_model")
+    with pytest.raises(SystemExit, match="unknown model 'not_a_model'"):
+        bench.main(["--models", "not_a_model"])
+
+
+def test_models_mode_times_litv2_s_against_its_official_structure(bench):
+    args = ["--device", "cpu", "--models", "litv2_s,official_litv2_s", "--size", "32", "--batch", "1", "--threads", "1"]
+    results = bench.main([*args, "--baseline", "litv2_s", "--repeats", "1", "--warmup", "0"])
+    assert [row["name"] for row in results["rows"]] == ["litv2_s", bench.OFFICIAL]
+    assert results["official_check_max_abs_diff"] <= bench.CHECK_TOLERANCE
+    assert results["litv2_s_ratios"][bench.OFFICIAL] > 0
 
 
 def test_dtm_mode_runs(bench):

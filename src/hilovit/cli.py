@@ -9,6 +9,15 @@ from collections.abc import Sequence
 import torch
 
 from hilovit.speed import environment
+from hilovit.speed.cli import add_commands as add_speed_commands
+from hilovit.train.commands import (
+    add_demo_arguments,
+    add_eval_arguments,
+    add_train_arguments,
+    demo_command,
+    eval_command,
+    train_command,
+)
 
 
 def _info(args: argparse.Namespace) -> None:
@@ -26,6 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="versions, device and threads that measurements depend on")
     info.add_argument("--json", action="store_true", help="print as JSON")
     info.set_defaults(run=_info)
+    train = commands.add_parser("train", help="train a classifier from a YAML recipe plus key=value overrides")
+    add_train_arguments(train)
+    train.set_defaults(run=train_command)
+    evaluate = commands.add_parser("eval", help="top-1/top-5 and confusion matrix of a checkpoint on a dataset")
+    add_eval_arguments(evaluate)
+    evaluate.set_defaults(run=eval_command)
+    demo = commands.add_parser("demo", help="LITv2-nano with HiLo vs global MSA on Fashion-MNIST, same time budget")
+    add_demo_arguments(demo)
+    demo.set_defaults(run=demo_command)
+    add_speed_commands(commands)
     return parser
 
 

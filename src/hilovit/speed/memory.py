@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import torch
 
@@ -39,10 +40,22 @@ def _cpu_peak(fn: Callable[[], object]) -> int:
     return max(a["Total Allocated"] for a in allocated) - baseline
 
 
-def peak_memory_bytes(fn: Callable[[], object], device: torch.device | str = "cpu") -> int:
-    """Bytes allocated at the peak of `fn()` above what was allocated before it (run once, no grad)."""
+def peak_memory_bytes(fn: Callable[[], object], device: torch.device | str = "cpu", *, inference: bool = True) -> int:
+    """Bytes allocated at the peak of `fn()` above what was allocated before it (run once).
+
+    With `inference=True` the call runs under `torch.inference_mode()`; pass False for a training step.
+    """
     device = torch.device(device)
-    with torch.inference_mode():
+    with torch.inference_mode() if inference else nullcontext():
         if device.type == "cuda":
             return _cuda_peak(fn, device)
         return _cpu_peak(fn)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is an allocation failure (CUDA out of memory, or the CPU allocator giving up)."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and any(
+        text in str(error) for text in ("out of memory", "can't allocate memory", "Cannot allocate memory")
+    )

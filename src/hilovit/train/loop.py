@@ -1,0 +1,408 @@
+"""The classification training loop: one process or many (torchrun), resumable to the same weights."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import timm
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from timm.utils import ModelEmaV3
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from hilovit.data import build_dataset, build_transform, dataset_mean_std
+from hilovit.models import save_safetensors
+from hilovit.speed import time_interleaved
+from hilovit.train import checkpoint as ckpt
+from hilovit.train import distributed as dist_env
+from hilovit.train.config import TrainConfig
+from hilovit.train.distributed import DistEnv
+from hilovit.train.metrics import Evaluation, evaluate
+from hilovit.train.optim import build_loss, build_mixup, build_optimizer, build_scheduler
+from hilovit.train.report import log_scalars, plot_confusion, plot_curves, tensorboard_writer, write_history
+from hilovit.train.sampler import ResumableSampler
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The outcome of :func:`train`: final test metrics, time spent training and inference throughput."""
+
+    evaluation: Evaluation
+    train_time_s: float
+    steps: int
+    epochs_done: float
+    throughput: float  # images per second, eval mode, batch ``cfg.throughput_batch``
+    output: Path
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "test_top1": round(self.evaluation.top1, 2),
+            "test_top5": round(self.evaluation.top5, 2),
+            "train_time_s": round(self.train_time_s, 1),
+            "steps": self.steps,
+            "epochs": round(self.epochs_done, 2),
+            "throughput_img_s": round(self.throughput, 1),
+        }
+
+
+@dataclass
+class _Data:
+    train: Dataset
+    test: Dataset
+    classes: tuple[str, ...]
+    channels: int
+    normalization: tuple[tuple[float, ...], tuple[float, ...]]  # mean, std
+
+
+def build_data(cfg: TrainConfig) -> _Data:
+    """Train and test splits with their transforms (statistics from the training images)."""
+    train_set, test_set = build_dataset(cfg.data, "train"), build_dataset(cfg.data, "test")
+    mean, std = dataset_mean_std(train_set)
+    common = dict(img_size=cfg.img_size, mean=mean, std=std)
+    train_set.transform = build_transform(
+        train=True,
+        scale=cfg.scale,
+        hflip=cfg.hflip,
+        color_jitter=cfg.color_jitter,
+        auto_augment=cfg.auto_augment,
+        re_prob=cfg.re_prob,
+        **common,
+    )
+    test_set.transform = build_transform(train=False, **common)
+    data = _Data(train_set, test_set, tuple(train_set.classes), train_set.channels, (mean, std))
+    if cfg.train_subset:
+        data.train = Subset(train_set, range(min(cfg.train_subset, len(train_set))))
+    if cfg.test_subset:
+        data.test = Subset(test_set, range(min(cfg.test_subset, len(test_set))))
+    return data
+
+
+def model_kwargs(cfg: TrainConfig, num_classes: int, channels: int) -> dict[str, Any]:
+    """The ``timm.create_model`` arguments of the run; also what a resumed run must match."""
+    kwargs = {"num_classes": num_classes, "in_chans": channels, **cfg.model_kwargs}
+    if cfg.drop_path is not None:
+        kwargs["drop_path_rate"] = cfg.drop_path
+    return kwargs
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+        disable=not enabled,
+    )
+
+
+class Trainer:
+    """Holds the state of one run; :meth:`fit` trains, checkpoints, evaluates and writes the outputs."""
+
+    def __init__(self, cfg: TrainConfig, env: DistEnv) -> None:
+        self.cfg, self.env = cfg, env
+        self.out = Path(cfg.output)
+        self.data = build_data(cfg)
+        self.world_batch = cfg.batch_size // env.world_size
+        if self.world_batch * env.world_size != cfg.batch_size or self.world_batch % cfg.accum_steps:
+            raise ValueError(
+                f"batch_size {cfg.batch_size} must split evenly over {env.world_size} process(es) "
+                f"x {cfg.accum_steps} accumulation step(s)"
+            )
+        _seed(cfg.seed)  # the same initial weights on every process
+        self.arch = {"model_name": cfg.model, **model_kwargs(cfg, len(self.data.classes), self.data.channels)}
+        self.model = timm.create_model(**self.arch).to(env.device)
+        if env.distributed and env.device.type == "cuda":
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.train_model: nn.Module = self.model
+        if env.distributed:
+            devices = [env.device.index] if env.device.type == "cuda" else None
+            self.train_model = DistributedDataParallel(self.model, device_ids=devices)
+        if cfg.compile:
+            self.train_model = torch.compile(self.train_model)
+        self.ema = ModelEmaV3(self.model, decay=cfg.ema_decay) if cfg.ema else None
+        self.sampler = ResumableSampler(
+            self.data.train, num_replicas=env.world_size, rank=env.rank, shuffle=True, seed=cfg.seed, drop_last=True
+        )
+        self.updates_per_epoch = self.sampler.num_samples // self.world_batch
+        if self.updates_per_epoch == 0:
+            raise ValueError(
+                f"the training set ({len(self.data.train)} images) is smaller than one batch ({cfg.batch_size})"
+            )
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg, self.updates_per_epoch)
+        self.mixup = build_mixup(cfg, len(self.data.classes))
+        self.criterion = build_loss(cfg, self.mixup)
+        self.autocast = (
+            torch.autocast(env.device.type, dtype=torch.bfloat16 if cfg.precision == "bf16" else torch.float16)
+            if cfg.precision != "fp32"
+            else None
+        )
+        self.scaler = torch.amp.GradScaler(env.device.type, enabled=cfg.precision == "fp16")
+        self.epoch = self.step_in_epoch = self.step = 0
+        self.train_time = 0.0
+        self.history: list[dict[str, float]] = []
+        self.tensorboard = tensorboard_writer(self.out / "tensorboard") if env.is_main else None
+        _seed(cfg.seed + env.rank)  # augmentation, mixup and dropout differ between processes
+        if cfg.resume:
+            self.load(Path(cfg.resume))
+
+    # -- checkpoints ------------------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "last.pt"
+
+    def _gathered_rng(self) -> list[dict[str, Any]]:
+        states = [ckpt.rng_state()]
+        if self.env.distributed:
+            states = [None] * self.env.world_size
+            torch.distributed.all_gather_object(states, ckpt.rng_state())
+        return states
+
+    def save(self) -> None:
+        rng = self._gathered_rng()
+        if not self.env.is_main:
+            return
+        ckpt.save_atomic(
+            {
+                "format": ckpt.FORMAT,
+                "arch": self.arch,
+                "normalization": self.data.normalization,
+                "config": self.cfg.to_dict(),
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "ema": self.ema.state_dict() if self.ema else None,
+                "epoch": self.epoch,
+                "step_in_epoch": self.step_in_epoch,
+                "step": self.step,
+                "train_time": self.train_time,
+                "history": self.history,
+                "world_size": self.env.world_size,
+                "rng": rng,
+            },
+            self.checkpoint_path,
+        )
+
+    def load(self, path: Path) -> None:
+        state = ckpt.load_train_checkpoint(path)
+        ckpt.check_architecture(state["arch"], self.arch, path)
+        if state["world_size"] != self.env.world_size:
+            raise ckpt.TrainCheckpointError(
+                f"cannot resume from {path} with {self.env.world_size} process(es): it was written by "
+                f"{state['world_size']} (the data order and random states are per process)"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            if state["ema"] is None:
+                raise ckpt.TrainCheckpointError(f"cannot resume from {path} with ema=true: it holds no EMA weights")
+            self.ema.load_state_dict(state["ema"])
+        self.epoch, self.step_in_epoch, self.step = state["epoch"], state["step_in_epoch"], state["step"]
+        self.train_time, self.history = state["train_time"], state["history"]
+        ckpt.set_rng_state(state["rng"][self.env.rank])
+
+    # -- training ---------------------------------------------------------------------------------------------
+    @property
+    def total_updates(self) -> int:
+        return self.cfg.epochs * self.updates_per_epoch
+
+    def _schedule_position(self) -> int:
+        """Updates done, or the share of the time budget spent when that is further: under a budget the
+        schedule ends (cosine at its floor) when the budget does."""
+        if self.cfg.time_budget is None:
+            return self.step
+        spent = round(self.train_time / self.cfg.time_budget * self.total_updates)
+        return max(self.step, min(self.total_updates, spent))
+
+    def _stop_requested(self) -> bool:
+        over_budget = self.cfg.time_budget is not None and self.train_time >= self.cfg.time_budget
+        if self.cfg.time_budget is not None:
+            over_budget = dist_env.any_true(over_budget, self.env)
+        return over_budget or (self.cfg.max_steps is not None and self.step >= self.cfg.max_steps)
+
+    def _train_step(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        images, targets = images.to(self.env.device, non_blocking=True), targets.to(self.env.device, non_blocking=True)
+        if self.mixup is not None:
+            images, targets = self.mixup(images, targets)
+        if self.cfg.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        accum = self.cfg.accum_steps
+        total = torch.zeros((), device=self.env.device)
+        for j in range(accum):  # micro-batch j takes every accum-th sample: the split DDP makes over processes
+            last = j == accum - 1
+            sync = nullcontext() if last or not self.env.distributed else self.train_model.no_sync()
+            with sync, self.autocast or nullcontext():
+                loss = self.criterion(self.train_model(images[j::accum]), targets[j::accum]) / accum
+            self.scaler.scale(loss).backward()
+            total += loss.detach()
+        if self.cfg.clip_grad:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.step)
+        return total
+
+    def _loader(self, dataset: Dataset, sampler: Any = None, train: bool = False) -> DataLoader:
+        # The loader's own generator seeds its workers, so that starting an epoch (or resuming one) draws nothing
+        # from the global generators that augmentation, mixup and dropout use.
+        generator = torch.Generator().manual_seed(self.cfg.seed + 1000 * self.epoch + self.env.rank)
+        return DataLoader(
+            dataset,
+            batch_size=self.world_batch,
+            sampler=sampler,
+            drop_last=train,
+            num_workers=self.cfg.workers,
+            pin_memory=self.env.device.type == "cuda",
+            generator=generator,
+        )
+
+    def evaluate(self) -> Evaluation:
+        shard = Subset(self.data.test, range(self.env.rank, len(self.data.test), self.env.world_size))
+        model = self.ema.module if self.ema is not None else self.model
+        return evaluate(
+            model, self._loader(shard), len(self.data.classes), self.env, self.autocast, self.cfg.channels_last
+        )
+
+    def _train_epoch(self, progress: Progress) -> tuple[float, bool]:
+        """Train until the epoch ends or a stop is requested; the mean loss and whether to stop."""
+        self.sampler.set_epoch(self.epoch, skip=self.step_in_epoch * self.world_batch)
+        task = progress.add_task(
+            f"epoch {self.epoch + 1}/{self.cfg.epochs}",
+            total=self.updates_per_epoch,
+            completed=self.step_in_epoch,
+            info="",
+        )
+        self.train_model.train()
+        loss_sum, count, stop = torch.zeros((), device=self.env.device), 0, False
+        started = time.perf_counter()
+        for images, targets in self._loader(self.data.train, self.sampler, train=True):
+            loss_sum += self._train_step(images, targets)
+            count += 1
+            self.step += 1
+            self.step_in_epoch += 1
+            self.train_time += time.perf_counter() - started
+            started = time.perf_counter()
+            self.scheduler.step_update(self._schedule_position())
+            progress.update(task, advance=1, info=f"loss {float(loss_sum) / count:.4f}")
+            stop = self._stop_requested()
+            if stop or (self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0):
+                self.save()
+            if stop:
+                break
+            started = time.perf_counter()
+        progress.remove_task(task)
+        loss = dist_env.all_sum(loss_sum, self.env).item() / max(count, 1) / self.env.world_size
+        return loss, stop
+
+    def _log_epoch(self, train_loss: float) -> Evaluation:
+        evaluation = self.evaluate()
+        self.history.append(
+            {
+                "epoch": round(self.epoch + self.step_in_epoch / self.updates_per_epoch, 3),
+                "step": self.step,
+                "lr": float(f"{self.optimizer.param_groups[0]['lr']:.4g}"),
+                "train_loss": round(train_loss, 5),
+                "test_loss": round(evaluation.loss, 5),
+                "test_top1": round(evaluation.top1, 3),
+                "test_top5": round(evaluation.top5, 3),
+                "train_time_s": round(self.train_time, 2),
+            }
+        )
+        if self.env.is_main:
+            write_history(self.history, self.out / "log.csv")
+            log_scalars(self.tensorboard, self.history[-1])
+            if self.cfg.progress:
+                print(", ".join(f"{k} {v}" for k, v in self.history[-1].items()), flush=True)
+        return evaluation
+
+    def fit(self) -> TrainResult:
+        """Train to ``cfg.epochs`` (or until ``max_steps`` / the time budget), then evaluate and report."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        evaluation = None
+        with _progress(self.cfg.progress and self.env.is_main) as progress:
+            stop = self._stop_requested()
+            while self.epoch < self.cfg.epochs and not stop:
+                train_loss, stop = self._train_epoch(progress)
+                if stop and self.step_in_epoch < self.updates_per_epoch:
+                    evaluation = self._log_epoch(train_loss)
+                    break
+                self.epoch, self.step_in_epoch = self.epoch + 1, 0
+                evaluation = self._log_epoch(train_loss)
+                self.save()
+        return self._finish(evaluation or self.evaluate())
+
+    def _finish(self, evaluation: Evaluation) -> TrainResult:
+        model = self.ema.module if self.ema is not None else self.model
+        throughput = (
+            measure_throughput(
+                {"model": model}, self.data.channels, self.cfg.img_size, self.cfg.throughput_batch, self.env.device
+            )["model"]
+            if self.env.is_main
+            else 0.0
+        )
+        result = TrainResult(
+            evaluation,
+            self.train_time,
+            self.step,
+            self.epoch + self.step_in_epoch / self.updates_per_epoch,
+            throughput,
+            self.out,
+        )
+        if self.env.is_main:
+            save_safetensors(model, self.out / "model.safetensors")
+            if self.history:
+                title = f"{self.cfg.model} on {self.cfg.data or 'Fashion-MNIST'}"
+                plot_curves(self.history, self.out / "curves.png", title=title)
+            plot_confusion(evaluation.confusion, self.data.classes, self.out / "confusion.png")
+            (self.out / "report.json").write_text(json.dumps(result.summary() | {"arch": self.arch}, indent=2))
+        return result
+
+
+def measure_throughput(
+    models: Mapping[str, nn.Module], channels: int, img_size: int, batch: int, device: torch.device, repeats: int = 5
+) -> dict[str, float]:
+    """Inference images per second of each model (eval mode, one batch size), timed in one interleaved run
+    (:func:`hilovit.speed.time_interleaved`) so that all see the same machine state."""
+    images = torch.randn(batch, channels, img_size, img_size, device=device)
+    modes = {name: model.training for name, model in models.items()}
+    for model in models.values():
+        model.eval()
+    calls = {name: (lambda m=model: m(images)) for name, model in models.items()}
+    timings = time_interleaved(calls, device=device, warmup=1, repeats=repeats)
+    for name, model in models.items():
+        model.train(modes[name])
+    return {name: batch / timing.median_s for name, timing in timings.items()}
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Run ``cfg`` in this process, joining the torchrun process group when there is one."""
+    env = dist_env.setup(cfg.device)
+    try:
+        return Trainer(cfg, env).fit()
+    finally:
+        dist_env.teardown(env)

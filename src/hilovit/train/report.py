@@ -1,0 +1,110 @@
+"""What a run leaves behind: the per-epoch CSV log, curves and confusion-matrix PNGs, the summary table."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from torch import Tensor
+
+HISTORY_FIELDS = ("epoch", "step", "lr", "train_loss", "test_loss", "test_top1", "test_top5", "train_time_s")
+
+
+def write_history(history: Sequence[Mapping[str, float]], path: str | os.PathLike[str]) -> Path:
+    """The per-epoch log as CSV (rewritten whole, so a resumed run continues the same file)."""
+    path = Path(path)
+    with path.open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows({k: row[k] for k in HISTORY_FIELDS} for row in history)
+    return path
+
+
+def tensorboard_writer(path: str | os.PathLike[str]) -> Any:
+    """A TensorBoard ``SummaryWriter`` logging to ``path`` when the ``tensorboard`` package is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(path))
+
+
+def log_scalars(writer: Any, row: Mapping[str, float]) -> None:
+    """One epoch's row of the history as TensorBoard scalars against the optimizer step (no-op without a writer)."""
+    if writer is None:
+        return
+    for key in HISTORY_FIELDS[2:]:
+        writer.add_scalar(key, row[key], row["step"])
+    writer.flush()
+
+
+def plot_curves(history: Sequence[Mapping[str, float]], path: str | os.PathLike[str], title: str = "") -> Path:
+    """Training/test loss and test top-1 against epochs, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    figure, (loss_axis, top1_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    loss_axis.plot(epochs, [row["train_loss"] for row in history], marker="o", label="train")
+    loss_axis.plot(epochs, [row["test_loss"] for row in history], marker="o", label="test")
+    loss_axis.set(xlabel="epoch", ylabel="loss")
+    loss_axis.legend()
+    top1_axis.plot(epochs, [row["test_top1"] for row in history], marker="o", color="tab:green")
+    top1_axis.set(xlabel="epoch", ylabel="test top-1 (%)")
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return Path(path)
+
+
+def plot_confusion(confusion: Tensor, classes: Sequence[str], path: str | os.PathLike[str]) -> Path:
+    """The confusion matrix (rows: true class, columns: predicted), as a PNG with counts in the cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = confusion.numpy()
+    size = max(4.0, 0.5 * len(classes) + 2)
+    figure, axis = plt.subplots(figsize=(size, size))
+    axis.imshow(counts, cmap="Blues")
+    ticks = range(len(classes))
+    axis.set_xticks(ticks, classes, rotation=90)
+    axis.set_yticks(ticks, classes)
+    axis.set(xlabel="predicted", ylabel="true")
+    if len(classes) <= 20:
+        for (row, column), count in np.ndenumerate(counts):
+            axis.text(
+                column,
+                row,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if count > counts.max() / 2 else "black",
+            )
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return Path(path)
+
+
+def print_table(title: str, rows: Mapping[str, Mapping[str, object]], console: Console | None = None) -> None:
+    """One row per run, one column per figure: the short report at the end of training or of the demo."""
+    columns = list(dict.fromkeys(key for row in rows.values() for key in row))
+    table = Table(title=title)
+    table.add_column("run")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for name, row in rows.items():
+        table.add_row(name, *(str(row.get(column, "")) for column in columns))
+    (console or Console(width=120)).print(table)
