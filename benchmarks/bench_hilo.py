@@ -25,6 +25,7 @@ from hilovit.speed import (
     results_table,
     time_interleaved,
 )
+from hilovit.speed.measure import DTYPES
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,6 @@ SHAPES = (
     Shape("d: high-res map", 192, 6, 56, 56, 8),
 )
 QUICK_BATCH = {"a": 8, "b": 8, "c": 1, "d": 2}
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass(frozen=True)
