@@ -57,7 +57,7 @@ def make(dim=32, heads=4, ws=2, alpha=0.5, seed=0, cls=HiLo, **kwargs):
     return m
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(
     H=st.integers(1, 40),
     W=st.integers(1, 40),
@@ -67,16 +67,17 @@ def make(dim=32, heads=4, ws=2, alpha=0.5, seed=0, cls=HiLo, **kwargs):
     batch=st.integers(1, 2),
 )
 def test_matches_loop_reference_forward_and_gradients(H, W, ws, heads, alpha, batch):
-    m = make(dim=heads * 4, heads=heads, ws=ws, alpha=alpha)
-    x = torch.randn(batch, H * W, heads * 4, requires_grad=True)
+    """In float64, so that parameter gradients summed over up to 3200 tokens carry no float32 rounding noise."""
+    m = make(dim=heads * 4, heads=heads, ws=ws, alpha=alpha).double()
+    x = torch.randn(batch, H * W, heads * 4, dtype=torch.float64, requires_grad=True)
     out = m(x, H, W)
     expected = loop_reference(m, x, H, W)
-    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(out, expected, atol=1e-10, rtol=1e-8)
     grad_out = torch.randn_like(out)
     got = torch.autograd.grad(out, [x, *m.parameters()], grad_out)
     want = torch.autograd.grad(expected, [x, *m.parameters()], grad_out)
     for g, w in zip(got, want, strict=True):
-        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(g, w, atol=1e-10, rtol=1e-8)
 
 
 @pytest.mark.parametrize(("ws", "H", "W", "batch"), [(2, 14, 14, 3), (2, 9, 13, 1), (3, 10, 8, 2), (5, 11, 6, 1)])
