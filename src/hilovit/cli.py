@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import torch
 
+from hilovit.dense.commands import add_commands as add_dense_commands
+from hilovit.export.cli import add_commands as add_export_commands
 from hilovit.speed import environment
 from hilovit.speed.cli import add_commands as add_speed_commands
 from hilovit.train.commands import (
@@ -18,6 +20,8 @@ from hilovit.train.commands import (
     eval_command,
     train_command,
 )
+from hilovit.train.task_commands import add_commands as add_task_commands
+from hilovit.yolo.cli import add_commands as add_yolo_commands
 
 
 def _info(args: argparse.Namespace) -> None:
@@ -45,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_arguments(demo)
     demo.set_defaults(run=demo_command)
     add_speed_commands(commands)
+    add_export_commands(commands)
+    add_dense_commands(commands)
+    add_task_commands(commands)
+    add_yolo_commands(commands)
     return parser
 
 

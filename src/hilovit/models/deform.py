@@ -114,7 +114,11 @@ def _gather_deform_conv2x2(x: Tensor, offset: Tensor, weight: Tensor, bias: Tens
     out_h, out_w = offset.shape[2:]
     rows, corner_weights = _bilinear_corners(offset, height, width)
     table = x.permute(0, 2, 3, 1).reshape(batch * height * width, channels)  # free when channels-last
-    samples = F.embedding_bag(rows, table, per_sample_weights=corner_weights.to(x.dtype), mode="sum")
+    if torch.compiler.is_exporting():
+        # ONNX has no embedding_bag (the exporter writes a Loop over the bags): gather, weight and sum instead.
+        samples = (table[rows] * corner_weights.to(x.dtype).unsqueeze(-1)).sum(1)
+    else:
+        samples = F.embedding_bag(rows, table, per_sample_weights=corner_weights.to(x.dtype), mode="sum")
     taps = samples.view(batch * out_h * out_w, KERNEL * KERNEL * channels)  # (i, j, C) per location
     kernel = weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)  # the same (i, j, C) order
     out = F.linear(taps, kernel, bias)

@@ -28,18 +28,19 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def train_command(args: argparse.Namespace) -> None:
-    from hilovit.train.loop import train
+    from hilovit.train.loop import Trainer, train
     from hilovit.train.report import print_table
+    from hilovit.train.tasks import TASK_TRAINERS
 
     items = list(args.overrides)
     # `hilovit train lr=1e-3 ...`: no recipe, the first positional is already an override
     if args.recipe and "=" in args.recipe and not args.recipe.endswith((".yaml", ".yml")):
         items.insert(0, args.recipe)
-        args.recipe = None
+        args.recipe = getattr(args, "default_recipe", None)
     cfg = load_config(args.recipe, items + _flag_overrides(args))
     if args.resume is not None:
         cfg.resume = args.resume or str(Path(cfg.output) / "last.pt")
-    result = train(cfg)
+    result = train(cfg, TASK_TRAINERS.get(getattr(args, "task", None), Trainer))  # `hilovit video|volume train`
     if int(os.environ.get("RANK", "0")) == 0:
         print_table(f"{cfg.model}: outputs in {result.output}", {cfg.model: result.summary()})
 

@@ -32,6 +32,7 @@ class TrainConfig:
     drop_path: float | None = None
     # data
     data: str | None = None
+    data_kwargs: dict[str, Any] = field(default_factory=dict)  # options of the video/volume datasets
     img_size: int = 224
     train_subset: int | None = None
     test_subset: int | None = None
@@ -138,8 +139,8 @@ def load_config(recipe: str | os.PathLike[str] | None = None, overrides: Iterabl
         values.update({key: _coerce(key, value) for key, value in loaded.items()})
     for item in overrides:
         key, value = parse_override(item)
-        if key == "model_kwargs" and isinstance(value, dict):
-            value = {**values.get("model_kwargs", {}), **value}
+        if key in ("model_kwargs", "data_kwargs") and isinstance(value, dict):
+            value = {**values.get(key, {}), **value}
         values[key] = value
     try:
         return TrainConfig(**values).validate()

@@ -35,10 +35,7 @@ def run_demo(recipe: str | os.PathLike[str] = DEMO_RECIPE, overrides: list[str] 
     first = next(iter(models.values()))
     speeds = measure_throughput(  # again, interleaved, so that both see the same machine state
         {name: trainer.model for name, trainer in models.items()},
-        first.data.channels,
-        first.cfg.img_size,
-        first.cfg.throughput_batch,
-        first.env.device,
+        first.example_input(first.cfg.throughput_batch),
         repeats=9,
     )
     for name, speed in speeds.items():

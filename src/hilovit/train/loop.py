@@ -27,7 +27,7 @@ from hilovit.train import checkpoint as ckpt
 from hilovit.train import distributed as dist_env
 from hilovit.train.config import TrainConfig
 from hilovit.train.distributed import DistEnv
-from hilovit.train.metrics import Evaluation, evaluate
+from hilovit.train.metrics import Evaluation, SegmentationEvaluation, evaluate
 from hilovit.train.optim import build_loss, build_mixup, build_optimizer, build_scheduler
 from hilovit.train.report import log_scalars, plot_confusion, plot_curves, tensorboard_writer, write_history
 from hilovit.train.sampler import ResumableSampler
@@ -37,17 +37,16 @@ from hilovit.train.sampler import ResumableSampler
 class TrainResult:
     """The outcome of :func:`train`: final test metrics, time spent training and inference throughput."""
 
-    evaluation: Evaluation
+    evaluation: Evaluation | SegmentationEvaluation
     train_time_s: float
     steps: int
     epochs_done: float
-    throughput: float  # images per second, eval mode, batch ``cfg.throughput_batch``
+    throughput: float  # inputs per second, eval mode, batch ``cfg.throughput_batch``
     output: Path
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "test_top1": round(self.evaluation.top1, 2),
-            "test_top5": round(self.evaluation.top5, 2),
+        scores = {k: round(v, 2) for k, v in self.evaluation.scalars().items() if k != "test_loss"}
+        return scores | {
             "train_time_s": round(self.train_time_s, 1),
             "steps": self.steps,
             "epochs": round(self.epochs_done, 2),
@@ -56,7 +55,9 @@ class TrainResult:
 
 
 @dataclass
-class _Data:
+class TrainData:
+    """The datasets of a run and what the model and the checkpoint need to know about them."""
+
     train: Dataset
     test: Dataset
     classes: tuple[str, ...]
@@ -64,7 +65,7 @@ class _Data:
     normalization: tuple[tuple[float, ...], tuple[float, ...]]  # mean, std
 
 
-def build_data(cfg: TrainConfig) -> _Data:
+def build_data(cfg: TrainConfig) -> TrainData:
     """Train and test splits with their transforms (statistics from the training images)."""
     train_set, test_set = build_dataset(cfg.data, "train"), build_dataset(cfg.data, "test")
     mean, std = dataset_mean_std(train_set)
@@ -79,7 +80,7 @@ def build_data(cfg: TrainConfig) -> _Data:
         **common,
     )
     test_set.transform = build_transform(train=False, **common)
-    data = _Data(train_set, test_set, tuple(train_set.classes), train_set.channels, (mean, std))
+    data = TrainData(train_set, test_set, tuple(train_set.classes), train_set.channels, (mean, std))
     if cfg.train_subset:
         data.train = Subset(train_set, range(min(cfg.train_subset, len(train_set))))
     if cfg.test_subset:
@@ -113,12 +114,16 @@ def _progress(enabled: bool) -> Progress:
 
 
 class Trainer:
-    """Holds the state of one run; :meth:`fit` trains, checkpoints, evaluates and writes the outputs."""
+    """Holds the state of one run; :meth:`fit` trains, checkpoints, evaluates and writes the outputs.
+
+    Other tasks subclass it and override :meth:`build_data`, :meth:`evaluate` and :meth:`example_input`
+    (``hilovit.train.tasks``): the loop, checkpoints, resume and reports stay the same.
+    """
 
     def __init__(self, cfg: TrainConfig, env: DistEnv) -> None:
         self.cfg, self.env = cfg, env
         self.out = Path(cfg.output)
-        self.data = build_data(cfg)
+        self.data = self.build_data()
         self.world_batch = cfg.batch_size // env.world_size
         if self.world_batch * env.world_size != cfg.batch_size or self.world_batch % cfg.accum_steps:
             raise ValueError(
@@ -164,6 +169,14 @@ class Trainer:
         _seed(cfg.seed + env.rank)  # augmentation, mixup and dropout differ between processes
         if cfg.resume:
             self.load(Path(cfg.resume))
+
+    def build_data(self) -> TrainData:
+        """The run's datasets (called once, before the model is built)."""
+        return build_data(self.cfg)
+
+    def example_input(self, batch: int) -> torch.Tensor:
+        """A batch shaped like the model's test inputs, for the throughput measurement."""
+        return torch.randn(batch, self.data.channels, self.cfg.img_size, self.cfg.img_size, device=self.env.device)
 
     # -- checkpoints ------------------------------------------------------------------------------------------
     @property
@@ -281,11 +294,23 @@ class Trainer:
             generator=generator,
         )
 
-    def evaluate(self) -> Evaluation:
-        shard = Subset(self.data.test, range(self.env.rank, len(self.data.test), self.env.world_size))
-        model = self.ema.module if self.ema is not None else self.model
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights evaluated and saved: the EMA ones when the run keeps an average."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def test_batches(self) -> DataLoader:
+        """This process's shard of the test set."""
+        return self._loader(Subset(self.data.test, range(self.env.rank, len(self.data.test), self.env.world_size)))
+
+    def evaluate(self) -> Evaluation | SegmentationEvaluation:
         return evaluate(
-            model, self._loader(shard), len(self.data.classes), self.env, self.autocast, self.cfg.channels_last
+            self.eval_model,
+            self.test_batches(),
+            len(self.data.classes),
+            self.env,
+            self.autocast,
+            self.cfg.channels_last,
         )
 
     def _train_epoch(self, progress: Progress) -> tuple[float, bool]:
@@ -319,7 +344,7 @@ class Trainer:
         loss = dist_env.all_sum(loss_sum, self.env).item() / max(count, 1) / self.env.world_size
         return loss, stop
 
-    def _log_epoch(self, train_loss: float) -> Evaluation:
+    def _log_epoch(self, train_loss: float) -> Evaluation | SegmentationEvaluation:
         evaluation = self.evaluate()
         self.history.append(
             {
@@ -327,9 +352,7 @@ class Trainer:
                 "step": self.step,
                 "lr": float(f"{self.optimizer.param_groups[0]['lr']:.4g}"),
                 "train_loss": round(train_loss, 5),
-                "test_loss": round(evaluation.loss, 5),
-                "test_top1": round(evaluation.top1, 3),
-                "test_top5": round(evaluation.top5, 3),
+                **{k: round(v, 5 if k.endswith("loss") else 3) for k, v in evaluation.scalars().items()},
                 "train_time_s": round(self.train_time, 2),
             }
         )
@@ -356,12 +379,10 @@ class Trainer:
                 self.save()
         return self._finish(evaluation or self.evaluate())
 
-    def _finish(self, evaluation: Evaluation) -> TrainResult:
-        model = self.ema.module if self.ema is not None else self.model
+    def _finish(self, evaluation: Evaluation | SegmentationEvaluation) -> TrainResult:
+        model = self.eval_model
         throughput = (
-            measure_throughput(
-                {"model": model}, self.data.channels, self.cfg.img_size, self.cfg.throughput_batch, self.env.device
-            )["model"]
+            measure_throughput({"model": model}, self.example_input(self.cfg.throughput_batch))["model"]
             if self.env.is_main
             else 0.0
         )
@@ -377,18 +398,16 @@ class Trainer:
             save_safetensors(model, self.out / "model.safetensors")
             if self.history:
                 title = f"{self.cfg.model} on {self.cfg.data or 'Fashion-MNIST'}"
-                plot_curves(self.history, self.out / "curves.png", title=title)
+                plot_curves(self.history, self.out / "curves.png", title=title, metric=evaluation.headline)
             plot_confusion(evaluation.confusion, self.data.classes, self.out / "confusion.png")
             (self.out / "report.json").write_text(json.dumps(result.summary() | {"arch": self.arch}, indent=2))
         return result
 
 
-def measure_throughput(
-    models: Mapping[str, nn.Module], channels: int, img_size: int, batch: int, device: torch.device, repeats: int = 5
-) -> dict[str, float]:
-    """Inference images per second of each model (eval mode, one batch size), timed in one interleaved run
-    (:func:`hilovit.speed.time_interleaved`) so that all see the same machine state."""
-    images = torch.randn(batch, channels, img_size, img_size, device=device)
+def measure_throughput(models: Mapping[str, nn.Module], images: torch.Tensor, repeats: int = 5) -> dict[str, float]:
+    """Inference inputs per second of each model on the batch ``images`` (eval mode), timed in one interleaved
+    run (:func:`hilovit.speed.time_interleaved`) so that all see the same machine state."""
+    batch, device = images.shape[0], images.device
     modes = {name: model.training for name, model in models.items()}
     for model in models.values():
         model.eval()
@@ -399,10 +418,11 @@ def measure_throughput(
     return {name: batch / timing.median_s for name, timing in timings.items()}
 
 
-def train(cfg: TrainConfig) -> TrainResult:
-    """Run ``cfg`` in this process, joining the torchrun process group when there is one."""
+def train(cfg: TrainConfig, trainer: type[Trainer] = Trainer) -> TrainResult:
+    """Run ``cfg`` with ``trainer`` (a :class:`Trainer` subclass for other tasks) in this process, joining the
+    torchrun process group when there is one."""
     env = dist_env.setup(cfg.device)
     try:
-        return Trainer(cfg, env).fit()
+        return trainer(cfg, env).fit()
     finally:
         dist_env.teardown(env)

@@ -13,16 +13,15 @@ from rich.console import Console
 from rich.table import Table
 from torch import Tensor
 
-HISTORY_FIELDS = ("epoch", "step", "lr", "train_loss", "test_loss", "test_top1", "test_top5", "train_time_s")
-
 
 def write_history(history: Sequence[Mapping[str, float]], path: str | os.PathLike[str]) -> Path:
-    """The per-epoch log as CSV (rewritten whole, so a resumed run continues the same file)."""
+    """The per-epoch log as CSV, one column per key of the rows (rewritten whole, so a resumed run continues
+    the same file)."""
     path = Path(path)
     with path.open("w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=HISTORY_FIELDS)
+        writer = csv.DictWriter(stream, fieldnames=list(history[0]) if history else [])
         writer.writeheader()
-        writer.writerows({k: row[k] for k in HISTORY_FIELDS} for row in history)
+        writer.writerows(history)
     return path
 
 
@@ -39,26 +38,29 @@ def log_scalars(writer: Any, row: Mapping[str, float]) -> None:
     """One epoch's row of the history as TensorBoard scalars against the optimizer step (no-op without a writer)."""
     if writer is None:
         return
-    for key in HISTORY_FIELDS[2:]:
-        writer.add_scalar(key, row[key], row["step"])
+    for key, value in row.items():
+        if key not in ("epoch", "step"):
+            writer.add_scalar(key, value, row["step"])
     writer.flush()
 
 
-def plot_curves(history: Sequence[Mapping[str, float]], path: str | os.PathLike[str], title: str = "") -> Path:
-    """Training/test loss and test top-1 against epochs, as a PNG."""
+def plot_curves(
+    history: Sequence[Mapping[str, float]], path: str | os.PathLike[str], title: str = "", metric: str = "test_top1"
+) -> Path:
+    """Training/test loss and the test ``metric`` against epochs, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     epochs = [row["epoch"] for row in history]
-    figure, (loss_axis, top1_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    figure, (loss_axis, metric_axis) = plt.subplots(1, 2, figsize=(10, 4))
     loss_axis.plot(epochs, [row["train_loss"] for row in history], marker="o", label="train")
     loss_axis.plot(epochs, [row["test_loss"] for row in history], marker="o", label="test")
     loss_axis.set(xlabel="epoch", ylabel="loss")
     loss_axis.legend()
-    top1_axis.plot(epochs, [row["test_top1"] for row in history], marker="o", color="tab:green")
-    top1_axis.set(xlabel="epoch", ylabel="test top-1 (%)")
+    metric_axis.plot(epochs, [row[metric] for row in history], marker="o", color="tab:green")
+    metric_axis.set(xlabel="epoch", ylabel=metric)
     figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=100)

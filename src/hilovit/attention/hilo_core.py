@@ -1,0 +1,216 @@
+"""The HiLo computation on channels-last maps with any number of spatial axes (2 for images, 3 for volumes).
+
+:class:`HiLoNd` holds the parameters (named as in the official code: ``l_q``, ``l_kv``, ``l_proj``, ``h_qkv``,
+``h_proj``) and runs both branches on a ``(B, *spatial, C)`` map. The public layers are thin forms of it:
+:class:`~hilovit.attention.hilo.HiLo` / ``HiLo2d`` (images) and :class:`~hilovit.attention.hilo3d.HiLo3d` /
+``HiLo3dChannelsFirst`` (videos, volumes). They share parameter names and shapes, so weights move between them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["HiLoNd", "check_config"]
+
+# On CUDA, windows smaller than half this many tokens are packed into sequences of about this length.
+_PACKED_SEQUENCE_TOKENS = 64
+_AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+
+
+def _check_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+
+
+def check_config(dim: int, num_heads: int, window: Sequence[int], alpha: float, name: str = "window_size") -> None:
+    """Raise TypeError/ValueError naming the bad value when the layer cannot be built."""
+    for label, value in (("dim", dim), ("num_heads", num_heads)):
+        _check_int(label, value)
+    for value in window:
+        _check_int(name, value)
+    if dim < 1 or num_heads < 1:
+        raise ValueError(f"dim and num_heads must be >= 1, got dim={dim}, num_heads={num_heads}")
+    if dim % num_heads != 0:
+        raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
+    if min(window) < 1:
+        shown = window[0] if len(set(window)) == 1 else tuple(window)
+        raise ValueError(f"{name} must be >= 1, got {shown}")
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"alpha (the Lo-Fi share of heads) must be in [0, 1], got {alpha}")
+
+
+class HiLoNd(nn.Module):
+    """HiLo on a channels-last map ``(B, *spatial, C)`` with windows ``window`` (one size per spatial axis).
+
+    Hi-Fi heads attend within each non-overlapping window; Lo-Fi heads attend from every token to keys and
+    values of the window-average-pooled map. A window of one token is plain global attention: every head is
+    Lo-Fi and the keys are not pooled, whatever ``alpha`` is. Sides that are not a multiple of the window are
+    zero-padded at the end, both branches run on the padded map (padded tokens take part as keys and in the
+    pooling, unmasked, as in the official dense-prediction code) and the result is cropped back.
+    Subclasses choose the input form and check shapes; :meth:`forward_channels_last` does no checks.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        qkv_bias: bool,
+        qk_scale: float | None,
+        attn_drop: float,
+        proj_drop: float,
+        window: tuple[int, ...],
+        alpha: float,
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.window = window
+        self.window_tokens = math.prod(window)
+        self.alpha = float(alpha)
+        self.l_heads = num_heads if self.window_tokens == 1 else int(num_heads * alpha)
+        self.h_heads = num_heads - self.l_heads
+        self.l_dim = self.l_heads * self.head_dim
+        self.h_dim = self.h_heads * self.head_dim
+        self.scale = qk_scale if qk_scale is not None else self.head_dim**-0.5
+        self.attn_drop = attn_drop
+        if self.l_heads > 0:
+            self.l_q = nn.Linear(dim, self.l_dim, bias=qkv_bias)
+            self.l_kv = nn.Linear(dim, self.l_dim * 2, bias=qkv_bias)
+            self.l_proj = nn.Linear(self.l_dim, self.l_dim)
+        if self.h_heads > 0:
+            self.h_qkv = nn.Linear(dim, self.h_dim * 3, bias=qkv_bias)
+            self.h_proj = nn.Linear(self.h_dim, self.h_dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        per_sequence = _PACKED_SEQUENCE_TOKENS // self.window_tokens
+        mask = None
+        if self.h_heads > 0 and per_sequence >= 2:
+            ids = torch.arange(per_sequence * self.window_tokens) // self.window_tokens
+            mask = ids[:, None] == ids[None, :]
+        self.window_mask: Tensor | None
+        self.register_buffer("window_mask", mask, persistent=False)
+
+    def extra_repr(self) -> str:
+        return (
+            f"dim={self.dim}, window={self.window}, lofi_heads={self.l_heads}, hifi_heads={self.h_heads}, "
+            f"head_dim={self.head_dim}"
+        )
+
+    def _check_channels(self, x: Tensor, channels: int) -> None:
+        if not x.is_floating_point():
+            raise TypeError(f"{type(self).__name__} expects a floating-point input, got dtype {x.dtype}")
+        if channels != self.dim:
+            raise ValueError(f"{type(self).__name__} was built for dim={self.dim} channels, got {channels}")
+
+    def padded_shape(self, spatial: Sequence[int]) -> tuple[int, ...]:
+        """The map size the branches run on: each side rounded up to a multiple of its window."""
+        # (n + s - 1) // s rather than -(-n // s): ONNX lowers integer // to a division that truncates.
+        return tuple((n + s - 1) // s * s for n, s in zip(spatial, self.window, strict=True))
+
+    def forward_channels_last(self, x: Tensor) -> Tensor:
+        """Attention on ``(B, *spatial, C) -> (B, *spatial, C)``, without shape checks."""
+        spatial = x.shape[1:-1]
+        padded = self.padded_shape(spatial)
+        pads = [p - n for n, p in zip(spatial, padded, strict=True)]
+        # Under torch.export the sizes are symbolic: pad (by zero where the sides fit) so that one graph holds
+        # at every size, instead of baking in the example's branch.
+        padding = torch.compiler.is_exporting() or any(pads)
+        if padding:
+            x = F.pad(x, [0, 0, *(amount for pad in reversed(pads) for amount in (0, pad))])
+        if self.h_heads == 0:
+            out = self._lofi(x)
+        elif self.l_heads == 0:
+            out = self._hifi(x).reshape(x.shape[0], *padded, self.h_dim)
+        else:
+            out = self._merge(self._hifi(x), self._lofi(x))
+        if padding:
+            out = out[(slice(None), *(slice(0, n) for n in spatial))]
+        return self.proj_drop(out)
+
+    def _dropout_p(self) -> float:
+        return self.attn_drop if self.training else 0.0
+
+    def _hifi(self, x: Tensor) -> Tensor:
+        """Window attention; returns ``(B, n_1, s_1, ..., n_d, s_d, h_dim)``, a view in window order."""
+        B, *padded, _ = x.shape
+        d, heads, hd = len(self.window), self.h_heads, self.head_dim
+        grid = [n // s for n, s in zip(padded, self.window, strict=True)]
+        interleaved = [size for pair in zip(grid, self.window, strict=True) for size in pair]
+        qkv = self.h_qkv(x).view(B, *interleaved, 3, heads, hd)
+        grid_axes, window_axes = [1 + 2 * i for i in range(d)], [2 + 2 * i for i in range(d)]
+        three, head_axis, dim_axis = 1 + 2 * d, 2 + 2 * d, 3 + 2 * d
+        windows = B * math.prod(grid)
+        if self._packs_windows(x):
+            qkv = qkv.permute(three, head_axis, 0, *grid_axes, *window_axes, dim_axis)
+            tokens = self._packed_window_attention(qkv.reshape(3, heads, windows * self.window_tokens, hd))
+        else:
+            # (3, windows, heads, window tokens, head_dim): one copy gathers every window's tokens together.
+            qkv = qkv.permute(three, 0, *grid_axes, head_axis, *window_axes, dim_axis)
+            q, k, v = qkv.reshape(3, windows, heads, self.window_tokens, hd).unbind(0)
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=self._dropout_p(), scale=self.scale)
+            tokens = out.transpose(1, 2)
+        # The projection acts per token, so it runs in window order; the view puts tokens back in place.
+        out = self.h_proj(tokens.reshape(B, *grid, *self.window, self.h_dim))
+        return out.permute(0, *(axis for i in range(d) for axis in (1 + i, 1 + d + i)), 1 + 2 * d)
+
+    def _packs_windows(self, x: Tensor) -> bool:
+        """Pack small windows on CUDA only: on CPU the fused kernel is as fast per window."""
+        return x.is_cuda and self.window_mask is not None
+
+    def _packed_window_attention(self, qkv: Tensor) -> Tensor:
+        """Window attention with several windows packed into one sequence and a block-diagonal mask.
+
+        GPU attention kernels tile 64+ queries, so a 2x2 window alone leaves a tile almost empty; packed,
+        the tiles fill up (about 5x faster than one window per sequence on an H100, see
+        benchmarks/gpu_window_core.py). Takes ``(3, heads, windows * window_tokens, head_dim)`` in window
+        order and returns ``(windows * window_tokens, heads, head_dim)``.
+        """
+        _, heads, tokens, hd = qkv.shape
+        per_sequence = self.window_mask.shape[0] // self.window_tokens
+        windows = tokens // self.window_tokens
+        sequences = -(-windows // per_sequence)
+        if sequences * per_sequence != windows:  # all-zero filler windows, dropped below
+            qkv = F.pad(qkv, (0, 0, 0, (sequences * per_sequence - windows) * self.window_tokens))
+        q, k, v = qkv.view(3, heads, sequences, per_sequence * self.window_tokens, hd).unbind(0)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=self.window_mask, dropout_p=self._dropout_p(), scale=self.scale
+        )
+        return out.reshape(heads, -1, hd)[:, :tokens].transpose(0, 1)
+
+    def _lofi(self, x: Tensor) -> Tensor:
+        """Attention to pooled keys/values; returns ``(B, *spatial, l_dim)``."""
+        B, heads = x.shape[0], self.l_heads
+        tokens = math.prod(x.shape[1:-1])
+        q = self.l_q(x).view(B, tokens, heads, self.head_dim).transpose(1, 2)
+        pooled = x
+        if self.window_tokens > 1:
+            # pooling on the channels-last view is far faster than a mean over the split window axes.
+            # permute, not movedim: TorchScript's ONNX export of movedim writes an invalid Transpose (torch 2.14)
+            channels_first = x.permute(0, x.dim() - 1, *range(1, x.dim() - 1))
+            pooled = _AVG_POOL[len(self.window)](channels_first, self.window).permute(0, *range(2, x.dim()), 1)
+        keys = tokens // self.window_tokens
+        kv = self.l_kv(pooled).view(B, keys, 2, heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        k, v = kv.unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self._dropout_p(), scale=self.scale)
+        return self.l_proj(out.transpose(1, 2).reshape(*x.shape[:-1], self.l_dim))
+
+    def _merge(self, hifi: Tensor, lofi: Tensor) -> Tensor:
+        """Concatenate along channels, Hi-Fi first, in a single copy into ``(B, *spatial, C)``."""
+        merged = torch.cat((hifi, lofi.view(*hifi.shape[:-1], self.l_dim)), dim=-1)
+        return merged.view((*lofi.shape[:-1], self.dim))
+
+    def padded_flops(self, spatial: Sequence[int]) -> int:
+        """Multiply-accumulates of one forward on a map of size ``spatial`` (counted at the padded size)."""
+        tokens = math.prod(self.padded_shape(spatial))
+        windows = tokens // self.window_tokens
+        hifi = tokens * self.dim * self.h_dim * 3 + windows * self.window_tokens**2 * self.h_dim * 2
+        hifi += tokens * self.h_dim * self.h_dim
+        keys = windows
+        lofi = tokens * self.dim * self.l_dim + keys * self.dim * self.l_dim * 2
+        lofi += tokens * keys * self.l_dim * 2 + tokens * self.l_dim * self.l_dim
+        return hifi + lofi

@@ -1,0 +1,78 @@
+"""Video classification and volumetric segmentation on the classification :class:`~hilovit.train.loop.Trainer`.
+
+Only the data, the evaluation and the throughput input differ; the loop, checkpoints (atomic, exact resume),
+progress, history and report are the Trainer's. Dataset options come from ``cfg.data_kwargs``:
+
+* :class:`VideoTrainer`: moving Fashion-MNIST (``cfg.data`` the Fashion-MNIST IDX directory, default the Debian
+  package); ``data_kwargs`` are :class:`~hilovit.data.moving_fmnist.MovingFashionMNIST` options (``frames``,
+  ``size``, ``object_size``, ``speeds``, ``seed``); ``train_subset`` / ``test_subset`` set the clip counts.
+* :class:`VolumeTrainer`: ``cfg.data`` names a volume (``mni152`` or ``nuclei``); ``data_kwargs`` hold ``crop``
+  (3 sides), ``crops_per_epoch``, ``val_fraction`` and the loader's own options (``resolution``, ``threshold``
+  for MNI152). Training draws random crops (flipped with probability ``hflip`` per axis) from the training slab;
+  evaluation runs on the whole validation slab and reports Dice per class, mean foreground Dice and accuracy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from hilovit.data.moving_fmnist import MovingFashionMNIST
+from hilovit.data.volumes import RandomCrops, WholeVolume, load_volume, split_by_region
+from hilovit.train.config import ConfigError, TrainConfig
+from hilovit.train.loop import TrainData, Trainer
+from hilovit.train.metrics import SegmentationEvaluation, evaluate_segmentation
+
+__all__ = ["TASK_TRAINERS", "VideoTrainer", "VolumeTrainer"]
+
+_UNNORMALISED = ((0.0,), (1.0,))  # inputs are already in [0, 1]
+
+
+def _refuse(cfg: TrainConfig, task: str, **disallowed: Any) -> None:
+    """ConfigError naming the first option that is set but means nothing (or something wrong) for ``task``."""
+    for key, off in disallowed.items():
+        if getattr(cfg, key) != off:
+            raise ConfigError(f"{key}={getattr(cfg, key)!r} is not supported for {task}; set {key}={off!r}")
+
+
+class VideoTrainer(Trainer):
+    """Classify the motion of moving Fashion-MNIST clips ``(B, 1, T, S, S)``."""
+
+    def build_data(self) -> TrainData:
+        cfg = self.cfg
+        _refuse(cfg, "video", channels_last=False, auto_augment=None, re_prob=0.0, color_jitter=0.0)
+        options = dict(cfg.data_kwargs)
+        train = MovingFashionMNIST("train", cfg.data, clips=cfg.train_subset, **options)
+        test = MovingFashionMNIST("test", cfg.data, clips=cfg.test_subset, **options)
+        return TrainData(train, test, train.classes, train.channels, _UNNORMALISED)
+
+    def example_input(self, batch: int) -> torch.Tensor:
+        clip = self.data.test[0][0]
+        return torch.randn(batch, *clip.shape, device=self.env.device)
+
+
+class VolumeTrainer(Trainer):
+    """Segment a labelled volume: random crops for training, the held-out slab for evaluation."""
+
+    def build_data(self) -> TrainData:
+        cfg = self.cfg
+        _refuse(cfg, "volumes", channels_last=False, mixup=0.0, cutmix=0.0, label_smoothing=0.0, train_subset=None)
+        options = dict(cfg.data_kwargs)
+        crop = tuple(options.pop("crop", (32, 32, 32)))
+        crops_per_epoch = options.pop("crops_per_epoch", 64)
+        val_fraction = options.pop("val_fraction", 0.25)
+        train, val = split_by_region(load_volume(cfg.data or "mni152", **options), val_fraction)
+        crops = RandomCrops(train, crop, crops_per_epoch, flip=cfg.hflip)
+        return TrainData(crops, WholeVolume(val), train.classes, 1, _UNNORMALISED)
+
+    def example_input(self, batch: int) -> torch.Tensor:
+        return torch.randn(batch, 1, *self.data.train.crop, device=self.env.device)
+
+    def evaluate(self) -> SegmentationEvaluation:
+        return evaluate_segmentation(
+            self.eval_model, self.test_batches(), len(self.data.classes), self.env, self.autocast
+        )
+
+
+TASK_TRAINERS: dict[str, type[Trainer]] = {"video": VideoTrainer, "volume": VolumeTrainer}
