@@ -30,7 +30,7 @@ from hilovit.dense.detection import fasterrcnn_litv2, maskrcnn_litv2, retinanet_
 from hilovit.dense.metrics import coco_evaluate, confusion_matrix, detections_to_coco, segmentation_scores
 from hilovit.dense.segmentation import semantic_fpn_litv2
 from hilovit.train import checkpoint as ckpt
-from hilovit.train.loop import _progress, _seed
+from hilovit.train.loop import progress_bar, seed_everything
 from hilovit.train.optim import param_groups
 from hilovit.train.report import plot_curves, write_history
 from hilovit.train.sampler import ResumableSampler
@@ -160,7 +160,7 @@ class DenseTrainer:
             "classes": list(self.train_set.classes),
             "img_size": img_size,
         }
-        _seed(cfg.seed)
+        seed_everything(cfg.seed)
         self.model = build_model(self.arch).to(self.device)
         self.optimizer = torch.optim.AdamW(param_groups(self.model, cfg.weight_decay, 1.0), lr=cfg.lr)
         warmup = max(cfg.warmup_steps, 1)
@@ -295,7 +295,7 @@ class DenseTrainer:
         """Train to ``epochs`` (or until ``max_steps`` / the time budget), evaluate and write the report."""
         self.out.mkdir(parents=True, exist_ok=True)
         metrics = None
-        with _progress(self.cfg.progress) as progress:
+        with progress_bar(self.cfg.progress) as progress:
             stop = self._stop_requested()
             while self.epoch < self.cfg.epochs and not stop:
                 train_loss, stop = self._train_epoch(progress)

@@ -16,7 +16,7 @@ from typing import Any
 from torch import Tensor, nn
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, FeaturePyramidNetwork
 
-from hilovit.models.litv2 import LITv2Block, _init_linear
+from hilovit.models.litv2 import LITv2Block, init_linear
 
 __all__ = ["FPN_KINDS", "HiLoBlock2d", "HiLoFPN", "build_fpn"]
 
@@ -58,7 +58,7 @@ class HiLoBlock2d(nn.Module):
             drop_path=drop_path,
             norm_layer=nn.LayerNorm,
         )
-        self.block.apply(_init_linear)
+        self.block.apply(init_linear)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.block(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)

@@ -235,7 +235,8 @@ class LITv2Stage(nn.Module):
         return total
 
 
-def _init_linear(module: nn.Module) -> None:
+def init_linear(module: nn.Module) -> None:
+    """LITv2's initialisation of linear layers (truncated normal, std 0.02, zero bias); use with ``Module.apply``."""
     if isinstance(module, nn.Linear):
         trunc_normal_(module.weight, std=0.02)
         if module.bias is not None:
@@ -325,7 +326,7 @@ class LITv2Trunk(nn.Module):
             dict(num_chs=dim, reduction=patch_size * 2**i, module=f"layers.{i}")
             for i, dim in enumerate(self.embed_dims)
         ]
-        self.apply(_init_linear)
+        self.apply(init_linear)
         self.set_grad_checkpointing(use_checkpoint)
 
     @torch.jit.ignore
@@ -418,7 +419,7 @@ class LITv2(LITv2Trunk):
         ref = self.patch_embed.proj.weight
         if num_classes > 0:
             self.head = nn.Linear(self.num_features, num_classes, device=ref.device, dtype=ref.dtype)
-            _init_linear(self.head)
+            init_linear(self.head)
         else:
             self.head = nn.Identity()
 

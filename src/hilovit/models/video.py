@@ -16,7 +16,7 @@ from timm.models import register_model
 from torch import Tensor, nn
 
 from hilovit.models.layers3d import HiLo3dBlock, PatchEmbed3d, Window3d
-from hilovit.models.litv2 import _init_linear  # LITv2's truncated-normal linear init
+from hilovit.models.litv2 import init_linear  # LITv2's truncated-normal linear init
 
 __all__ = ["HiLoVideoNet", "build_3d_model", "hilo3d_video_nano"]
 
@@ -86,7 +86,7 @@ class HiLoVideoNet(nn.Module):
             )
         self.norm = nn.LayerNorm(self.num_features)
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self.apply(_init_linear)
+        self.apply(init_linear)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Clip ``(B, C, T, H, W)`` -> last stage tokens ``(B, T', H', W', D)``, normalised."""

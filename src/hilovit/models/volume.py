@@ -20,7 +20,7 @@ from timm.models import register_model
 from torch import Tensor, nn
 
 from hilovit.models.layers3d import ConvBlock3d, HiLo3dBlock, Window3d
-from hilovit.models.litv2 import _init_linear
+from hilovit.models.litv2 import init_linear
 from hilovit.models.video import build_3d_model
 
 __all__ = ["MIXERS", "HiLoUNet3d", "hilo3d_unet_nano"]
@@ -87,7 +87,7 @@ class HiLoUNet3d(nn.Module):
         self.up = nn.ModuleList(nn.ConvTranspose3d(widths[i + 1], widths[i], 2, stride=2) for i in range(3))
         self.decoder = nn.ModuleList(ConvBlock3d(2 * widths[i], widths[i]) for i in range(3))
         self.head = nn.Conv3d(widths[0], num_classes, 1)
-        self.apply(_init_linear)
+        self.apply(init_linear)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 5:

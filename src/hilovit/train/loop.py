@@ -96,13 +96,15 @@ def model_kwargs(cfg: TrainConfig, num_classes: int, channels: int) -> dict[str,
     return kwargs
 
 
-def _seed(seed: int) -> None:
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
-def _progress(enabled: bool) -> Progress:
+def progress_bar(enabled: bool) -> Progress:
+    """The rich progress bar every training loop shows (disabled: prints nothing)."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -130,7 +132,7 @@ class Trainer:
                 f"batch_size {cfg.batch_size} must split evenly over {env.world_size} process(es) "
                 f"x {cfg.accum_steps} accumulation step(s)"
             )
-        _seed(cfg.seed)  # the same initial weights on every process
+        seed_everything(cfg.seed)  # the same initial weights on every process
         self.arch = {"model_name": cfg.model, **model_kwargs(cfg, len(self.data.classes), self.data.channels)}
         self.model = timm.create_model(**self.arch).to(env.device)
         if env.distributed and env.device.type == "cuda":
@@ -166,7 +168,7 @@ class Trainer:
         self.train_time = 0.0
         self.history: list[dict[str, float]] = []
         self.tensorboard = tensorboard_writer(self.out / "tensorboard") if env.is_main else None
-        _seed(cfg.seed + env.rank)  # augmentation, mixup and dropout differ between processes
+        seed_everything(cfg.seed + env.rank)  # augmentation, mixup and dropout differ between processes
         if cfg.resume:
             self.load(Path(cfg.resume))
 
@@ -367,7 +369,7 @@ class Trainer:
         """Train to ``cfg.epochs`` (or until ``max_steps`` / the time budget), then evaluate and report."""
         self.out.mkdir(parents=True, exist_ok=True)
         evaluation = None
-        with _progress(self.cfg.progress and self.env.is_main) as progress:
+        with progress_bar(self.cfg.progress and self.env.is_main) as progress:
             stop = self._stop_requested()
             while self.epoch < self.cfg.epochs and not stop:
                 train_loss, stop = self._train_epoch(progress)
