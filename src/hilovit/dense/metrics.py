@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hilovit.train.metrics import confusion_counts
+
 COCO_STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 IOU_TYPES = ("bbox", "segm")
 
@@ -74,8 +76,7 @@ def confusion_matrix(prediction: Tensor, target: Tensor, num_classes: int, ignor
         raise ValueError(f"target holds labels outside 0..{num_classes - 1} (ignore_index {ignore_index})")
     if predicted.numel() and (predicted.min() < 0 or predicted.max() >= num_classes):
         raise ValueError(f"prediction holds labels outside 0..{num_classes - 1}")
-    counts = torch.bincount(truth * num_classes + predicted, minlength=num_classes**2)
-    return counts.view(num_classes, num_classes)
+    return confusion_counts(predicted, truth, num_classes)
 
 
 def segmentation_scores(confusion: Tensor) -> dict[str, Any]:
