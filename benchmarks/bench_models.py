@@ -10,6 +10,10 @@ tokens, the depthwise convolution between transposes, the explicit-softmax HiLo 
 weights as hilovit's ``litv2_s`` (DTM offsets randomised so that the deformable sampling matters); the
 two outputs are checked equal in float32 before anything is timed.
 
+With ``--cpu-groups`` the script instead times LITv2-S's CPU inference parts (``hilovit.fused_cpu``): the
+same weights with the fused oneDNN kernels off, with image grouping off (or at other group budgets), and both
+off, against the official structure.
+
 With ``--dtm`` the script instead times the Deformable Token Merging implementations at LITv2's
 shapes, forward and forward+backward.
 
@@ -17,11 +21,13 @@ Examples:
     python benchmarks/bench_models.py --device cpu --batch 32 --threads 2
     python benchmarks/bench_models.py --device cuda --dtype bfloat16 --batch 64 --models s,m,b
     python benchmarks/bench_models.py --dtm --batch 32
+    python benchmarks/bench_models.py --device cpu --batch 32 --threads 2 --cpu-groups 4,16,64
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -31,9 +37,11 @@ import torch
 from rich.console import Console
 from torch import Tensor, nn
 
+from hilovit import fused_cpu
 from hilovit.attention.reference import HiLoReference
 from hilovit.models import litv2_config  # importing hilovit.models registers the litv2_* models with timm
 from hilovit.models.deform import DeformablePatchMerging
+from hilovit.models.litv2 import CPU_GROUP_BYTES
 from hilovit.speed import environment, fixed_threads, model_bench, results_table, time_interleaved
 from hilovit.speed.measure import DTYPES, autocast_runner, timed_step
 from hilovit.speed.report import point_tables
@@ -255,6 +263,77 @@ def bench_models(args: argparse.Namespace, device: torch.device, dtype: torch.dt
 
 
 # --------------------------------------------------------------------------------------------------
+# What hilovit's CPU inference parts are worth
+
+
+class WithoutFusedKernels(nn.Module):
+    """Runs the wrapped model with hilovit's fused oneDNN CPU kernels switched off."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        with fused_cpu.disabled():
+            return self.model(x)
+
+    def flops(self, height: int, width: int) -> int:
+        return self.model.flops(height, width)
+
+
+def with_group_bytes(model: nn.Module, group_bytes: int | None) -> nn.Module:
+    for stage in model.layers:
+        stage.cpu_group_bytes = group_bytes
+    return model
+
+
+def cpu_part_models(group_mib: list[int]) -> dict[str, tuple[str, nn.Module]]:
+    """LITv2-S (one set of weights) with each CPU inference part on or off, and its official structure."""
+    generator = torch.Generator().manual_seed(0)
+    source = timm.create_model("litv2_s").eval()
+    randomise_dtm(source, generator)
+    default_mib = CPU_GROUP_BYTES // 2**20
+    models = {
+        "default": (f"LITv2-S (fused kernels, groups of {default_mib} MiB)", source),
+        "ungrouped": ("LITv2-S, whole batch at once", with_group_bytes(copy.deepcopy(source), None)),
+        "unfused": ("LITv2-S, eager kernels", WithoutFusedKernels(copy.deepcopy(source))),
+        "plain": (
+            "LITv2-S, eager kernels, whole batch",
+            WithoutFusedKernels(with_group_bytes(copy.deepcopy(source), None)),
+        ),
+    }
+    for mib in group_mib:
+        if mib != default_mib:
+            models[f"groups_{mib}"] = (
+                f"LITv2-S, groups of {mib} MiB",
+                with_group_bytes(copy.deepcopy(source), mib * 2**20),
+            )
+    models[OFFICIAL] = (OFFICIAL_LABEL, official_twin(source, "litv2_s").eval())
+    return models
+
+
+def bench_cpu_parts(args: argparse.Namespace, device: torch.device, dtype: torch.dtype, console: Console) -> dict:
+    if device.type != "cpu":
+        raise ValueError(f"--cpu-groups measures CPU inference, got --device {device}")
+    models = cpu_part_models(args.cpu_groups)
+    settings = model_bench.ModelSettings(
+        models=tuple(models),
+        sizes=(args.size,),
+        batches=(args.batch,),
+        baseline=OFFICIAL,
+        device=str(device),
+        dtype=args.dtype,
+        threads=args.threads,
+        warmup=args.warmup,
+        repeats=args.repeats,
+    )
+    report = model_bench.bench_models(settings, console, models)
+    for table in point_tables(report.rows, OFFICIAL_LABEL, f"{args.dtype}: "):
+        console.print(table)
+    return {"rows": [asdict(row) for row in report.rows], "baseline": OFFICIAL}
+
+
+# --------------------------------------------------------------------------------------------------
 # Deformable Token Merging implementations
 
 
@@ -309,6 +388,17 @@ def bench_dtm(args: argparse.Namespace, device: torch.device, dtype: torch.dtype
     return {"dtm": [asdict(r) for r in rows]}
 
 
+def mib_list(text: str) -> list[int]:
+    """``4,16,64`` -> [4, 16, 64]: positive whole MiB."""
+    try:
+        values = [int(item) for item in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected a comma list of positive whole MiB such as 4,16,64, got {text!r}")
+    return values
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -333,6 +423,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--dtm", action="store_true", help="time the DTM implementations instead of models")
+    parser.add_argument(
+        "--cpu-groups",
+        default=None,
+        type=mib_list,
+        metavar="MIB,...",
+        help="instead of models, time LITv2-S with its CPU inference parts (fused kernels, image groups) off in "
+        "turn and with these group budgets in MiB, against the official structure",
+    )
     parser.add_argument("--json", default=None, help="also write the results and environment to this file")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -343,7 +441,7 @@ def main(argv: list[str] | None = None) -> dict:
     with fixed_threads(args.threads):
         env = environment(device, dtype)
         console.print("  ".join(f"{k}={v}" for k, v in env.items()))
-        bench = bench_dtm if args.dtm else bench_models
+        bench = bench_dtm if args.dtm else bench_cpu_parts if args.cpu_groups else bench_models
         try:
             results = {"environment": env, "args": vars(args), **bench(args, device, dtype, console)}
         except ValueError as error:  # an unknown model name, a bad setting

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hilovit.fused_cpu import linear
+
 __all__ = ["HiLoNd", "check_config"]
 
 # On CUDA, windows smaller than half this many tokens are packed into sequences of about this length.
@@ -141,7 +143,7 @@ class HiLoNd(nn.Module):
         d, heads, hd = len(self.window), self.h_heads, self.head_dim
         grid = [n // s for n, s in zip(padded, self.window, strict=True)]
         interleaved = [size for pair in zip(grid, self.window, strict=True) for size in pair]
-        qkv = self.h_qkv(x).view(B, *interleaved, 3, heads, hd)
+        qkv = linear(self.h_qkv, x).view(B, *interleaved, 3, heads, hd)
         grid_axes, window_axes = [1 + 2 * i for i in range(d)], [2 + 2 * i for i in range(d)]
         three, head_axis, dim_axis = 1 + 2 * d, 2 + 2 * d, 3 + 2 * d
         windows = B * math.prod(grid)
@@ -155,7 +157,7 @@ class HiLoNd(nn.Module):
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=self._dropout_p(), scale=self.scale)
             tokens = out.transpose(1, 2)
         # The projection acts per token, so it runs in window order; the view puts tokens back in place.
-        out = self.h_proj(tokens.reshape(B, *grid, *self.window, self.h_dim))
+        out = linear(self.h_proj, tokens.reshape(B, *grid, *self.window, self.h_dim))
         return out.permute(0, *(axis for i in range(d) for axis in (1 + i, 1 + d + i)), 1 + 2 * d)
 
     def _packs_windows(self, x: Tensor) -> bool:
@@ -186,7 +188,7 @@ class HiLoNd(nn.Module):
         """Attention to pooled keys/values; returns ``(B, *spatial, l_dim)``."""
         B, heads = x.shape[0], self.l_heads
         tokens = math.prod(x.shape[1:-1])
-        q = self.l_q(x).view(B, tokens, heads, self.head_dim).transpose(1, 2)
+        q = linear(self.l_q, x).view(B, tokens, heads, self.head_dim).transpose(1, 2)
         pooled = x
         if self.window_tokens > 1:
             # pooling on the channels-last view is far faster than a mean over the split window axes.
@@ -194,10 +196,10 @@ class HiLoNd(nn.Module):
             channels_first = x.permute(0, x.dim() - 1, *range(1, x.dim() - 1))
             pooled = _AVG_POOL[len(self.window)](channels_first, self.window).permute(0, *range(2, x.dim()), 1)
         keys = tokens // self.window_tokens
-        kv = self.l_kv(pooled).view(B, keys, 2, heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        kv = linear(self.l_kv, pooled).view(B, keys, 2, heads, self.head_dim).permute(2, 0, 3, 1, 4)
         k, v = kv.unbind(0)
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=self._dropout_p(), scale=self.scale)
-        return self.l_proj(out.transpose(1, 2).reshape(*x.shape[:-1], self.l_dim))
+        return linear(self.l_proj, out.transpose(1, 2).reshape(*x.shape[:-1], self.l_dim))
 
     def _merge(self, hifi: Tensor, lofi: Tensor) -> Tensor:
         """Concatenate along channels, Hi-Fi first, in a single copy into ``(B, *spatial, C)``."""

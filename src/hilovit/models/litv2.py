@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from hilovit.attention import HiLo
+from hilovit.fused_cpu import conv2d_act, cpu_inference, image_groups, linear
 from hilovit.models.checkpoints import official_state_dict
 from hilovit.models.deform import DeformablePatchMerging
 
@@ -113,10 +114,11 @@ class PatchEmbed(nn.Module):
 
 
 class DWConv(nn.Module):
-    """3x3 depthwise convolution (with bias) on a channels-last map ``(B, H, W, C)``.
+    """3x3 depthwise convolution (with bias) and the activation after it, on a channels-last map ``(B, H, W, C)``.
 
     It runs on the channels-last NCHW view of the same memory and returns a contiguous ``(B, H, W, C)``
-    map. The wrapper exists for the official key name ``mlp.dwconv.dwconv``.
+    map; in CPU inference the activation is fused into the convolution (:func:`hilovit.fused_cpu.conv2d_act`).
+    The wrapper exists for the official key name ``mlp.dwconv.dwconv``.
     """
 
     def __init__(self, dim: int) -> None:
@@ -125,8 +127,8 @@ class DWConv(nn.Module):
         nn.init.normal_(self.dwconv.weight, std=math.sqrt(2.0 / 9))  # official: fan-out init, 9 per group
         nn.init.zeros_(self.dwconv.bias)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.dwconv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    def forward(self, x: Tensor, act: nn.Module) -> Tensor:
+        return conv2d_act(self.dwconv, act, x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
 class ConvFFN(nn.Module):
@@ -141,8 +143,8 @@ class ConvFFN(nn.Module):
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.drop(self.act(self.dwconv(self.fc1(x))))
-        return self.drop(self.fc2(x))
+        x = self.drop(self.dwconv(linear(self.fc1, x), self.act))
+        return self.drop(linear(self.fc2, x))
 
     def flops(self, H: int, W: int) -> int:
         # fc1 + fc2, then the depthwise 3x3 and its bias (the official counter's convention).
@@ -204,29 +206,48 @@ class LITv2Block(nn.Module):
         return total
 
 
+# CPU inference runs a stage's blocks on groups of images whose ConvFFN hidden maps take at most this many
+# bytes, so that activations are still in cache when the next layer reads them: half the 32 MiB L3 cache of
+# the machine it was measured on (benchmarks/bench_models.py --cpu-groups).
+CPU_GROUP_BYTES = 16 * 2**20
+
+
 class LITv2Stage(nn.Module):
     """The blocks of one resolution, then (except in the last stage) Deformable Token Merging.
 
     ``forward`` returns the stage's output map and the next stage's input; the output is what the
-    dense-prediction form taps, before merging.
+    dense-prediction form taps, before merging. In CPU inference (:func:`hilovit.fused_cpu.cpu_inference`)
+    the blocks run on groups of images of at most ``cpu_group_bytes`` of ConvFFN hidden activations each
+    (``None``: the whole batch at once); every block is per-image, so the result is the same.
     """
 
-    def __init__(self, blocks: Sequence[nn.Module], downsample: DeformablePatchMerging | None) -> None:
+    def __init__(self, blocks: Sequence[LITv2Block], downsample: DeformablePatchMerging | None) -> None:
         super().__init__()
         self.blocks = nn.Sequential(*blocks)
         self.downsample = downsample
         self.grad_checkpointing = False
+        self.cpu_group_bytes: int | None = CPU_GROUP_BYTES
 
     def forward(self, x: Tensor, merge: bool = True) -> tuple[Tensor, Tensor]:
         if self.grad_checkpointing and torch.is_grad_enabled():
             for block in self.blocks:
                 x = checkpoint(block, x, use_reentrant=False)
+        elif (groups := self._cpu_groups(x)) is not None:
+            x = torch.cat([self.blocks(group) for group in groups])
         else:
             x = self.blocks(x)
         if not merge or self.downsample is None:
             return x, x
         # DTM takes NCHW; the channels-last view costs nothing, and its output comes back as (B, H, W, C).
         return x, self.downsample(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).contiguous()
+
+    def _cpu_groups(self, x: Tensor) -> list[Tensor] | None:
+        """In CPU inference, the batch in groups of images whose ConvFFN hidden maps fit ``cpu_group_bytes``."""
+        if len(self.blocks) == 0 or not cpu_inference(x, self):
+            return None
+        _, H, W, _ = x.shape
+        hidden = self.blocks[0].mlp.fc1.out_features
+        return image_groups(x, H * W * hidden * x.element_size(), self.cpu_group_bytes)
 
     def flops(self, H: int, W: int, merge: bool = True) -> int:
         total = sum(block.flops(H, W) for block in self.blocks)

@@ -1,0 +1,135 @@
+"""hilovit.fused_cpu: the fused oneDNN kernels equal the eager modules, run only in plain CPU inference, and
+LITv2's grouped, fused CPU inference equals its eager whole-batch computation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from hilovit import fused_cpu
+from hilovit.models import LITv2
+
+pytestmark = pytest.mark.skipif(not fused_cpu._ONEDNN, reason="this PyTorch build has no oneDNN")
+
+SMALL = dict(embed_dim=16, depths=(1, 1, 2, 1), num_heads=(1, 2, 2, 4), alpha=0.5, drop_path_rate=0.0)
+
+
+@pytest.mark.parametrize(
+    ("shape", "bias", "view"),
+    [
+        ((7, 24), True, lambda x: x),
+        ((2, 5, 3, 24), True, lambda x: x),
+        ((2, 5, 3, 24), False, lambda x: x),
+        ((2, 24, 5), True, lambda x: x.transpose(1, 2)),  # not contiguous
+    ],
+)
+def test_linear_matches_eager(shape: tuple[int, ...], bias: bool, view: Callable) -> None:
+    layer = nn.Linear(24, 40, bias=bias).eval()
+    x = view(torch.randn(shape))
+    with torch.inference_mode():
+        assert fused_cpu.fusable(x, layer)
+        torch.testing.assert_close(fused_cpu.linear(layer, x), layer(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_depthwise_conv_gelu_matches_eager(approximate: str) -> None:
+    conv = nn.Conv2d(32, 32, 3, padding=1, groups=32).eval()
+    act = nn.GELU(approximate=approximate)
+    x = torch.randn(2, 9, 7, 32).permute(0, 3, 1, 2)  # channels-last NCHW, as LITv2's ConvFFN hands it over
+    with torch.inference_mode():
+        fused = fused_cpu.conv2d_act(conv, act, x)
+        torch.testing.assert_close(fused, act(conv(x)), atol=1e-5, rtol=1e-5)
+
+
+def test_other_activations_run_the_modules() -> None:
+    conv = nn.Conv2d(4, 4, 3, padding=1).eval()
+    x = torch.randn(1, 4, 5, 5)
+    with torch.inference_mode():
+        torch.testing.assert_close(fused_cpu.conv2d_act(conv, nn.ReLU(), x), torch.relu(conv(x)))
+
+
+def _train(layer: nn.Module) -> AbstractContextManager:
+    layer.train()
+    return nullcontext()
+
+
+def _hooked(layer: nn.Module) -> AbstractContextManager:
+    layer.register_forward_hook(lambda *_: None)
+    return nullcontext()
+
+
+@pytest.mark.parametrize(
+    ("setup", "dtype"),
+    [
+        (lambda layer: torch.enable_grad(), torch.float32),
+        (_train, torch.float32),
+        (lambda layer: nullcontext(), torch.float64),
+        (lambda layer: torch.autocast("cpu", dtype=torch.bfloat16), torch.float32),
+        (lambda layer: FlopCounterMode(display=False), torch.float32),
+        (lambda layer: fused_cpu.disabled(), torch.float32),
+        (_hooked, torch.float32),
+    ],
+    ids=["grad", "train", "float64", "autocast", "flop-counter", "disabled", "hooked"],
+)
+def test_fused_kernels_stay_out_of_the_way(setup: Callable, dtype: torch.dtype) -> None:
+    layer = nn.Linear(8, 8).eval().to(dtype)
+    x = torch.randn(3, 8, dtype=dtype)
+    with torch.no_grad():
+        assert fused_cpu.fusable(x.float(), nn.Linear(8, 8).eval())  # the baseline the cases spoil
+        with setup(layer):
+            assert not fused_cpu.fusable(x, layer)
+
+
+def test_image_groups() -> None:
+    x = torch.randn(5, 2)
+    assert [len(group) for group in fused_cpu.image_groups(x, 10, 25)] == [2, 2, 1]
+    assert [len(group) for group in fused_cpu.image_groups(x, 10, 5)] == [1] * 5
+    assert fused_cpu.image_groups(x, 10, 50) is None  # one group would hold the batch
+    assert fused_cpu.image_groups(x, 10, None) is None
+
+
+def test_litv2_cpu_inference_equals_the_eager_whole_batch() -> None:
+    torch.manual_seed(0)
+    model = LITv2(**SMALL, num_classes=5).eval()
+    with torch.no_grad():  # non-zero DTM offsets, as trained weights have
+        for stage in model.layers[:-1]:
+            stage.downsample.dconv.conv_offset.bias.normal_(0, 0.5)
+    images = torch.randn(5, 3, 45, 38)
+    with torch.inference_mode(), fused_cpu.disabled():
+        for stage in model.layers:
+            stage.cpu_group_bytes = None
+        expected = model(images)
+    batches: list[int] = []
+    for stage in model.layers:
+        stage.cpu_group_bytes = 1  # one image per group
+        stage.blocks.register_forward_pre_hook(lambda _, args: batches.append(args[0].shape[0]))
+    with torch.inference_mode():
+        actual = model(images)
+    assert batches == [1] * 5 * len(model.layers)
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_hooks_on_inner_layers_still_fire() -> None:
+    model = LITv2(**SMALL, num_classes=5).eval()
+    seen = []
+    model.layers[2].blocks[0].attn.l_q.register_forward_hook(lambda *_: seen.append("l_q"))
+    model.layers[0].blocks[0].mlp.dwconv.dwconv.register_forward_hook(lambda *_: seen.append("dwconv"))
+    with torch.inference_mode():
+        model(torch.randn(1, 3, 32, 32))
+    assert seen == ["dwconv", "l_q"]
+
+
+def test_flop_counter_sees_every_layer_in_inference() -> None:
+    model = LITv2(**SMALL, num_classes=5).eval()
+    image = torch.randn(2, 3, 32, 32)
+    counts = []
+    for context in (nullcontext(), torch.inference_mode()):
+        with context, FlopCounterMode(display=False) as counter:
+            model(image)
+        counts.append(counter.get_total_flops())
+    assert counts[0] == counts[1] > 0
