@@ -109,9 +109,10 @@ def conv2d_act(conv: nn.Conv2d, act: nn.Module, x: Tensor) -> Tensor:
 
 
 def image_groups(x: Tensor, bytes_per_image: int, budget_bytes: int | None) -> list[Tensor] | None:
-    """`x` split along the batch into groups of images whose working set fits `budget_bytes`, or None when
-    one group would hold the whole batch (or no budget is set)."""
+    """`x` split along the batch into the fewest groups of images whose working set fits `budget_bytes`,
+    sizes as even as possible; None when one group would hold the whole batch (or no budget is set)."""
     if not budget_bytes:
         return None
     images = max(1, budget_bytes // max(1, bytes_per_image))
-    return list(x.split(images)) if images < x.shape[0] else None
+    groups = -(-x.shape[0] // images)
+    return list(x.tensor_split(groups)) if groups > 1 else None

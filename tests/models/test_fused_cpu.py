@@ -88,6 +88,7 @@ def test_fused_kernels_stay_out_of_the_way(setup: Callable, dtype: torch.dtype) 
 def test_image_groups() -> None:
     x = torch.randn(5, 2)
     assert [len(group) for group in fused_cpu.image_groups(x, 10, 25)] == [2, 2, 1]
+    assert [len(group) for group in fused_cpu.image_groups(torch.randn(7, 2), 10, 50)] == [4, 3]  # not [5, 2]
     assert [len(group) for group in fused_cpu.image_groups(x, 10, 5)] == [1] * 5
     assert fused_cpu.image_groups(x, 10, 50) is None  # one group would hold the batch
     assert fused_cpu.image_groups(x, 10, None) is None
