@@ -10,9 +10,9 @@ tokens, the depthwise convolution between transposes, the explicit-softmax HiLo 
 weights as hilovit's ``litv2_s`` (DTM offsets randomised so that the deformable sampling matters); the
 two outputs are checked equal in float32 before anything is timed.
 
-With ``--cpu-groups`` the script instead times LITv2-S's CPU inference parts (``hilovit.fused_cpu``): the
-same weights with the fused oneDNN kernels off, with image grouping off (or at other group budgets), and both
-off, against the official structure.
+With ``--cpu-groups`` the script instead times LITv2-S's CPU inference parts (``hilovit.cpu_inference``): the
+same weights with its fast ops (fused oneDNN kernels, explicit short-key attention) off, with image grouping off
+(or at other group budgets), and both off, against the official structure.
 
 With ``--dtm`` the script instead times the Deformable Token Merging implementations at LITv2's
 shapes, forward and forward+backward.
@@ -37,7 +37,7 @@ import torch
 from rich.console import Console
 from torch import Tensor, nn
 
-from hilovit import fused_cpu
+from hilovit import cpu_inference
 from hilovit.attention.reference import HiLoReference
 from hilovit.models import litv2_config  # importing hilovit.models registers the litv2_* models with timm
 from hilovit.models.deform import DeformablePatchMerging
@@ -266,15 +266,15 @@ def bench_models(args: argparse.Namespace, device: torch.device, dtype: torch.dt
 # What hilovit's CPU inference parts are worth
 
 
-class WithoutFusedKernels(nn.Module):
-    """Runs the wrapped model with hilovit's fused oneDNN CPU kernels switched off."""
+class WithStandardOps(nn.Module):
+    """Runs the wrapped model with hilovit's CPU inference ops (fused kernels, explicit attention) switched off."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, x: Tensor) -> Tensor:
-        with fused_cpu.disabled():
+        with cpu_inference.standard_ops():
             return self.model(x)
 
     def flops(self, height: int, width: int) -> int:
@@ -294,12 +294,12 @@ def cpu_part_models(group_mib: list[int]) -> dict[str, tuple[str, nn.Module]]:
     randomise_dtm(source, generator)
     default_mib = CPU_GROUP_BYTES // 2**20
     models = {
-        "default": (f"LITv2-S (fused kernels, groups of {default_mib} MiB)", source),
+        "default": (f"LITv2-S (fast ops, groups of {default_mib} MiB)", source),
         "ungrouped": ("LITv2-S, whole batch at once", with_group_bytes(copy.deepcopy(source), None)),
-        "unfused": ("LITv2-S, eager kernels", WithoutFusedKernels(copy.deepcopy(source))),
+        "standard_ops": ("LITv2-S, standard ops", WithStandardOps(copy.deepcopy(source))),
         "plain": (
-            "LITv2-S, eager kernels, whole batch",
-            WithoutFusedKernels(with_group_bytes(copy.deepcopy(source), None)),
+            "LITv2-S, standard ops, whole batch",
+            WithStandardOps(with_group_bytes(copy.deepcopy(source), None)),
         ),
     }
     for mib in group_mib:
@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> dict:
         default=None,
         type=mib_list,
         metavar="MIB,...",
-        help="instead of models, time LITv2-S with its CPU inference parts (fused kernels, image groups) off in "
+        help="instead of models, time LITv2-S with its CPU inference parts (fast ops, image groups) off in "
         "turn and with these group budgets in MiB, against the official structure",
     )
     parser.add_argument("--json", default=None, help="also write the results and environment to this file")

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hilovit.fused_cpu import linear
+from hilovit.cpu_inference import attention, linear
 
 __all__ = ["HiLoNd", "check_config"]
 
@@ -154,7 +154,7 @@ class HiLoNd(nn.Module):
             # (3, windows, heads, window tokens, head_dim): one copy gathers every window's tokens together.
             qkv = qkv.permute(three, 0, *grid_axes, head_axis, *window_axes, dim_axis)
             q, k, v = qkv.reshape(3, windows, heads, self.window_tokens, hd).unbind(0)
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=self._dropout_p(), scale=self.scale)
+            out = attention(self, q, k, v, self.scale, self._dropout_p())
             tokens = out.transpose(1, 2)
         # The projection acts per token, so it runs in window order; the view puts tokens back in place.
         out = linear(self.h_proj, tokens.reshape(B, *grid, *self.window, self.h_dim))
@@ -198,7 +198,7 @@ class HiLoNd(nn.Module):
         keys = tokens // self.window_tokens
         kv = linear(self.l_kv, pooled).view(B, keys, 2, heads, self.head_dim).permute(2, 0, 3, 1, 4)
         k, v = kv.unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self._dropout_p(), scale=self.scale)
+        out = attention(self, q, k, v, self.scale, self._dropout_p())
         return linear(self.l_proj, out.transpose(1, 2).reshape(*x.shape[:-1], self.l_dim))
 
     def _merge(self, hifi: Tensor, lofi: Tensor) -> Tensor:

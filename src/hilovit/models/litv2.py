@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from hilovit.attention import HiLo
-from hilovit.fused_cpu import conv2d_act, cpu_inference, image_groups, linear
+from hilovit.cpu_inference import conv2d_act, image_groups, is_cpu_inference, linear
 from hilovit.models.checkpoints import official_state_dict
 from hilovit.models.deform import DeformablePatchMerging
 
@@ -101,7 +101,7 @@ class PatchEmbed(nn.Module):
         # Under torch.export the sizes are symbolic: pad at every size rather than bake in the example's branch.
         if torch.compiler.is_exporting() or pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
-        if cpu_inference(x, self):
+        if is_cpu_inference(x, self):
             # oneDNN's convolution then writes channels-last, so the tokens need no transposing copy: 2x faster
             x = x.contiguous(memory_format=torch.channels_last)
         return self.norm(self.proj(x).permute(0, 2, 3, 1))
@@ -120,7 +120,7 @@ class DWConv(nn.Module):
     """3x3 depthwise convolution (with bias) and the activation after it, on a channels-last map ``(B, H, W, C)``.
 
     It runs on the channels-last NCHW view of the same memory and returns a contiguous ``(B, H, W, C)``
-    map; in CPU inference the activation is fused into the convolution (:func:`hilovit.fused_cpu.conv2d_act`).
+    map; in CPU inference the activation is fused into the convolution (:func:`hilovit.cpu_inference.conv2d_act`).
     The wrapper exists for the official key name ``mlp.dwconv.dwconv``.
     """
 
@@ -219,7 +219,7 @@ class LITv2Stage(nn.Module):
     """The blocks of one resolution, then (except in the last stage) Deformable Token Merging.
 
     ``forward`` returns the stage's output map and the next stage's input; the output is what the
-    dense-prediction form taps, before merging. In CPU inference (:func:`hilovit.fused_cpu.cpu_inference`)
+    dense-prediction form taps, before merging. In CPU inference (:func:`hilovit.cpu_inference.is_cpu_inference`)
     the blocks run on groups of images of at most ``cpu_group_bytes`` of ConvFFN hidden activations each
     (``None``: the whole batch at once); every block is per-image, so the result is the same.
     """
@@ -246,7 +246,7 @@ class LITv2Stage(nn.Module):
 
     def _cpu_groups(self, x: Tensor) -> list[Tensor] | None:
         """In CPU inference, the batch in groups of images whose ConvFFN hidden maps fit ``cpu_group_bytes``."""
-        if len(self.blocks) == 0 or not cpu_inference(x, self):
+        if len(self.blocks) == 0 or not is_cpu_inference(x, self):
             return None
         _, H, W, _ = x.shape
         hidden = self.blocks[0].mlp.fc1.out_features

@@ -1,14 +1,20 @@
-"""Fused oneDNN kernels and cache-sized batching for CPU inference.
+"""Fast paths for eager CPU inference: fused oneDNN kernels, explicit short-key attention, cache-sized batches.
 
-PyTorch's eager CPU ``nn.Linear`` adds its bias as a broadcast copy into the output before the GEMM, and a
-convolution followed by GELU makes two passes over the activation. oneDNN, through PyTorch's ``mkldnn`` ops
-(the kernels inductor emits when it fuses on CPU), applies the bias and the GELU inside the one kernel: the
-same arithmetic, one pass over memory less. They have no autograd and are invisible to dispatch modes such as
-``FlopCounterMode``, so they replace the eager ops only where :func:`fusable` holds.
+Each computes the same function as the standard ops it stands in for (to float32 rounding):
 
-:func:`image_groups` serves the other half of CPU inference speed: running a stack of layers on a few images
-at a time so that their activations stay in the last-level cache between layers (see
-``benchmarks/bench_models.py`` for what each part is worth).
+* :func:`linear`, :func:`conv2d_act`: PyTorch's eager CPU ``nn.Linear`` adds its bias as a broadcast copy into
+  the output before the GEMM, and a convolution followed by GELU makes two passes over the activation. oneDNN,
+  through PyTorch's ``mkldnn`` ops (the kernels inductor emits when it fuses on CPU), applies the bias and the
+  GELU inside the one kernel.
+* :func:`attention`: with few keys (HiLo's 2x2 windows, Lo-Fi's pooled keys at 224 px), scores, softmax and
+  weighted sum as two batched matmuls beat the fused CPU attention kernel, whose per-tile overhead is made for
+  long sequences.
+* :func:`image_groups`: a stack of layers run on a few images at a time keeps its activations in the
+  last-level cache between layers.
+
+None of these has autograd or is visible to dispatch modes such as ``FlopCounterMode``, so they apply only
+where :func:`is_cpu_inference` (and, for the oneDNN kernels, :func:`fusable`) holds; what each is worth is
+measured by ``benchmarks/bench_models.py --cpu-groups``.
 """
 
 from __future__ import annotations
@@ -18,28 +24,39 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules import module as module_state
 from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-__all__ = ["conv2d_act", "cpu_inference", "disabled", "fusable", "image_groups", "linear"]
+__all__ = [
+    "attention",
+    "conv2d_act",
+    "fusable",
+    "image_groups",
+    "is_cpu_inference",
+    "linear",
+    "standard_ops",
+]
 
 _ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-_ENABLED: ContextVar[bool] = ContextVar("hilovit_fused_cpu", default=True)
+_FAST_OPS: ContextVar[bool] = ContextVar("hilovit_cpu_fast_ops", default=True)
+# Up to this many keys, explicit attention beats CPU SDPA (2-4x for 4-16 keys, 1.3x for 49; SDPA wins from 196).
+EXPLICIT_ATTENTION_MAX_KEYS = 64
 
 
 @contextmanager
-def disabled() -> Iterator[None]:
-    """Within the block, :func:`linear` and :func:`conv2d_act` run the eager modules (to compare numerics or
-    speed)."""
-    token = _ENABLED.set(False)
+def standard_ops() -> Iterator[None]:
+    """Within the block, :func:`linear`, :func:`conv2d_act` and :func:`attention` run PyTorch's standard ops
+    (to compare numerics or speed); image grouping is set per module."""
+    token = _FAST_OPS.set(False)
     try:
         yield
     finally:
-        _ENABLED.reset(token)
+        _FAST_OPS.reset(token)
 
 
-def cpu_inference(x: Tensor, module: nn.Module) -> bool:
+def is_cpu_inference(x: Tensor, module: nn.Module) -> bool:
     """True for eager inference on CPU: `module` in eval mode, autograd off, a plain tensor, and no tracer
     (torch.compile, torch.export, TorchScript tracing) or dispatch mode watching, which must see the standard ops.
     """
@@ -63,18 +80,20 @@ def _has_hooks(module: nn.Module) -> bool:
     )
 
 
-def fusable(x: Tensor, module: nn.Module) -> bool:
-    """True where the fused kernels may stand in for `module`'s eager ops on `x`: :func:`cpu_inference` in
-    float32 without autocast, oneDNN built in, not :func:`disabled`, and no forward hooks on `module` that a
-    direct kernel call would skip."""
+def _fast_float32(x: Tensor, module: nn.Module) -> bool:
     return (
-        _ONEDNN
-        and _ENABLED.get()
+        _FAST_OPS.get()
         and x.dtype == torch.float32
-        and cpu_inference(x, module)
         and not torch.is_autocast_enabled("cpu")
-        and not _has_hooks(module)
+        and is_cpu_inference(x, module)
     )
+
+
+def fusable(x: Tensor, module: nn.Module) -> bool:
+    """True where the fused oneDNN kernels may stand in for `module`'s eager ops on `x`:
+    :func:`is_cpu_inference` in float32 without autocast, oneDNN built in, not in :func:`standard_ops`, and no
+    forward hooks on `module` that a direct kernel call would skip."""
+    return _ONEDNN and _fast_float32(x, module) and not _has_hooks(module)
 
 
 def linear(layer: nn.Linear, x: Tensor) -> Tensor:
@@ -106,6 +125,15 @@ def conv2d_act(conv: nn.Conv2d, act: nn.Module, x: Tensor) -> Tensor:
             act.approximate,
         )  # fmt: skip
     return act(conv(x))
+
+
+def attention(module: nn.Module, q: Tensor, k: Tensor, v: Tensor, scale: float, dropout_p: float) -> Tensor:
+    """``scaled_dot_product_attention(q, k, v)`` for `module`; explicit (matmul, softmax, matmul) in float32
+    CPU inference with at most :data:`EXPLICIT_ATTENTION_MAX_KEYS` keys."""
+    if k.shape[-2] <= EXPLICIT_ATTENTION_MAX_KEYS and _fast_float32(q, module):
+        scores = torch.matmul(q, k.transpose(-2, -1)).mul_(scale)
+        return torch.matmul(scores.softmax(-1), v)
+    return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale)
 
 
 def image_groups(x: Tensor, bytes_per_image: int, budget_bytes: int | None) -> list[Tensor] | None:

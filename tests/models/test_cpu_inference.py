@@ -1,5 +1,5 @@
-"""hilovit.fused_cpu: the fused oneDNN kernels equal the eager modules, run only in plain CPU inference, and
-LITv2's grouped, fused CPU inference equals its eager whole-batch computation."""
+"""hilovit.cpu_inference: the fast ops equal the standard ones and run only in plain CPU inference, and LITv2's
+grouped, fused CPU inference equals its standard whole-batch computation."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from hilovit import fused_cpu
+from hilovit import cpu_inference
 from hilovit.models import LITv2
 
-pytestmark = pytest.mark.skipif(not fused_cpu._ONEDNN, reason="this PyTorch build has no oneDNN")
+pytestmark = pytest.mark.skipif(not cpu_inference._ONEDNN, reason="this PyTorch build has no oneDNN")
 
 SMALL = dict(embed_dim=16, depths=(1, 1, 2, 1), num_heads=(1, 2, 2, 4), alpha=0.5, drop_path_rate=0.0)
 
@@ -32,8 +32,8 @@ def test_linear_matches_eager(shape: tuple[int, ...], bias: bool, view: Callable
     layer = nn.Linear(24, 40, bias=bias).eval()
     x = view(torch.randn(shape))
     with torch.inference_mode():
-        assert fused_cpu.fusable(x, layer)
-        torch.testing.assert_close(fused_cpu.linear(layer, x), layer(x), atol=1e-5, rtol=1e-5)
+        assert cpu_inference.fusable(x, layer)
+        torch.testing.assert_close(cpu_inference.linear(layer, x), layer(x), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
@@ -42,7 +42,7 @@ def test_depthwise_conv_gelu_matches_eager(approximate: str) -> None:
     act = nn.GELU(approximate=approximate)
     x = torch.randn(2, 9, 7, 32).permute(0, 3, 1, 2)  # channels-last NCHW, as LITv2's ConvFFN hands it over
     with torch.inference_mode():
-        fused = fused_cpu.conv2d_act(conv, act, x)
+        fused = cpu_inference.conv2d_act(conv, act, x)
         torch.testing.assert_close(fused, act(conv(x)), atol=1e-5, rtol=1e-5)
 
 
@@ -50,7 +50,7 @@ def test_other_activations_run_the_modules() -> None:
     conv = nn.Conv2d(4, 4, 3, padding=1).eval()
     x = torch.randn(1, 4, 5, 5)
     with torch.inference_mode():
-        torch.testing.assert_close(fused_cpu.conv2d_act(conv, nn.ReLU(), x), torch.relu(conv(x)))
+        torch.testing.assert_close(cpu_inference.conv2d_act(conv, nn.ReLU(), x), torch.relu(conv(x)))
 
 
 def _train(layer: nn.Module) -> AbstractContextManager:
@@ -71,27 +71,27 @@ def _hooked(layer: nn.Module) -> AbstractContextManager:
         (lambda layer: nullcontext(), torch.float64),
         (lambda layer: torch.autocast("cpu", dtype=torch.bfloat16), torch.float32),
         (lambda layer: FlopCounterMode(display=False), torch.float32),
-        (lambda layer: fused_cpu.disabled(), torch.float32),
+        (lambda layer: cpu_inference.standard_ops(), torch.float32),
         (_hooked, torch.float32),
     ],
-    ids=["grad", "train", "float64", "autocast", "flop-counter", "disabled", "hooked"],
+    ids=["grad", "train", "float64", "autocast", "flop-counter", "standard-ops", "hooked"],
 )
 def test_fused_kernels_stay_out_of_the_way(setup: Callable, dtype: torch.dtype) -> None:
     layer = nn.Linear(8, 8).eval().to(dtype)
     x = torch.randn(3, 8, dtype=dtype)
     with torch.no_grad():
-        assert fused_cpu.fusable(x.float(), nn.Linear(8, 8).eval())  # the baseline the cases spoil
+        assert cpu_inference.fusable(x.float(), nn.Linear(8, 8).eval())  # the baseline the cases spoil
         with setup(layer):
-            assert not fused_cpu.fusable(x, layer)
+            assert not cpu_inference.fusable(x, layer)
 
 
 def test_image_groups() -> None:
     x = torch.randn(5, 2)
-    assert [len(group) for group in fused_cpu.image_groups(x, 10, 25)] == [2, 2, 1]
-    assert [len(group) for group in fused_cpu.image_groups(torch.randn(7, 2), 10, 50)] == [4, 3]  # not [5, 2]
-    assert [len(group) for group in fused_cpu.image_groups(x, 10, 5)] == [1] * 5
-    assert fused_cpu.image_groups(x, 10, 50) is None  # one group would hold the batch
-    assert fused_cpu.image_groups(x, 10, None) is None
+    assert [len(group) for group in cpu_inference.image_groups(x, 10, 25)] == [2, 2, 1]
+    assert [len(group) for group in cpu_inference.image_groups(torch.randn(7, 2), 10, 50)] == [4, 3]  # not [5, 2]
+    assert [len(group) for group in cpu_inference.image_groups(x, 10, 5)] == [1] * 5
+    assert cpu_inference.image_groups(x, 10, 50) is None  # one group would hold the batch
+    assert cpu_inference.image_groups(x, 10, None) is None
 
 
 def test_litv2_cpu_inference_equals_the_eager_whole_batch() -> None:
@@ -101,7 +101,7 @@ def test_litv2_cpu_inference_equals_the_eager_whole_batch() -> None:
         for stage in model.layers[:-1]:
             stage.downsample.dconv.conv_offset.bias.normal_(0, 0.5)
     images = torch.randn(5, 3, 45, 38)
-    with torch.inference_mode(), fused_cpu.disabled():
+    with torch.inference_mode(), cpu_inference.standard_ops():
         for stage in model.layers:
             stage.cpu_group_bytes = None
         expected = model(images)
@@ -134,3 +134,13 @@ def test_flop_counter_sees_every_layer_in_inference() -> None:
             model(image)
         counts.append(counter.get_total_flops())
     assert counts[0] == counts[1] > 0
+
+
+@pytest.mark.parametrize("keys", [4, 49, 100])  # explicit up to 64 keys, SDPA beyond
+def test_attention_matches_sdpa(keys: int) -> None:
+    module = nn.Identity().eval()
+    q = torch.randn(2, 3, 17, 8)
+    k, v = torch.randn(2, 2, 3, keys, 8).unbind(0)
+    with torch.inference_mode():
+        expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=0.3)
+        torch.testing.assert_close(cpu_inference.attention(module, q, k, v, 0.3, 0.0), expected)
