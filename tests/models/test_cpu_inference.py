@@ -37,10 +37,11 @@ def test_linear_matches_eager(shape: tuple[int, ...], bias: bool, view: Callable
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
-def test_depthwise_conv_gelu_matches_eager(approximate: str) -> None:
+@pytest.mark.parametrize("channels_last", [True, False])  # as LITv2's ConvFFN hands it over / plain NCHW
+def test_depthwise_conv_gelu_matches_eager(approximate: str, channels_last: bool) -> None:
     conv = nn.Conv2d(32, 32, 3, padding=1, groups=32).eval()
     act = nn.GELU(approximate=approximate)
-    x = torch.randn(2, 9, 7, 32).permute(0, 3, 1, 2)  # channels-last NCHW, as LITv2's ConvFFN hands it over
+    x = torch.randn(2, 9, 7, 32).permute(0, 3, 1, 2) if channels_last else torch.randn(2, 32, 9, 7)
     with torch.inference_mode():
         fused = cpu_inference.conv2d_act(conv, act, x)
         torch.testing.assert_close(fused, act(conv(x)), atol=1e-5, rtol=1e-5)
