@@ -19,9 +19,11 @@ measured by ``benchmarks/bench_models.py --cpu-groups``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -32,9 +34,11 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 __all__ = [
     "attention",
     "conv2d_act",
+    "default_group_bytes",
     "fusable",
     "image_groups",
     "is_cpu_inference",
+    "last_level_cache_bytes",
     "linear",
     "standard_ops",
 ]
@@ -43,6 +47,9 @@ _ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_l
 _FAST_OPS: ContextVar[bool] = ContextVar("hilovit_cpu_fast_ops", default=True)
 # Up to this many keys, explicit attention beats CPU SDPA (2-4x for 4-16 keys, 1.3x for 49; SDPA wins from 196).
 EXPLICIT_ATTENTION_MAX_KEYS = 64
+FALLBACK_GROUP_BYTES = 16 * 2**20
+_CPU0_CACHES = Path("/sys/devices/system/cpu/cpu0/cache")
+_SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}
 
 
 @contextmanager
@@ -144,3 +151,27 @@ def image_groups(x: Tensor, bytes_per_image: int, budget_bytes: int | None) -> l
     images = max(1, budget_bytes // max(1, bytes_per_image))
     groups = -(-x.shape[0] // images)
     return list(x.tensor_split(groups)) if groups > 1 else None
+
+
+def last_level_cache_bytes(caches: Path = _CPU0_CACHES) -> int | None:
+    """The largest data or unified cache of the first CPU, from Linux sysfs; None where it cannot be read."""
+    sizes = []
+    for index in caches.glob("index*"):
+        try:
+            kind = (index / "type").read_text().strip()
+            size = re.fullmatch(r"(\d+)([KMG]?)", (index / "size").read_text().strip())
+        except OSError:
+            continue
+        if kind in ("Data", "Unified") and size:
+            sizes.append(int(size[1]) * _SIZE_UNITS[size[2]])
+    return max(sizes, default=None)
+
+
+def default_group_bytes(caches: Path = _CPU0_CACHES) -> int:
+    """Half the last-level cache, :data:`FALLBACK_GROUP_BYTES` where unknown.
+
+    Half of a 32 MiB L3 was the best of the 4-64 MiB budgets measured for LITv2-S
+    (``benchmarks/bench_models.py --cpu-groups``).
+    """
+    cache = last_level_cache_bytes(caches)
+    return cache // 2 if cache else FALLBACK_GROUP_BYTES

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 
 import pytest
 import torch
@@ -145,3 +146,25 @@ def test_attention_matches_sdpa(keys: int) -> None:
     with torch.inference_mode():
         expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=0.3)
         torch.testing.assert_close(cpu_inference.attention(module, q, k, v, 0.3, 0.0), expected)
+
+
+def _fake_cache(root: Path, index: int, kind: str, size: str) -> None:
+    folder = root / f"index{index}"
+    folder.mkdir(parents=True)
+    (folder / "type").write_text(f"{kind}\n")
+    (folder / "size").write_text(f"{size}\n")
+
+
+def test_group_budget_is_half_the_last_level_cache(tmp_path: Path) -> None:
+    for index, (kind, size) in enumerate(
+        [("Data", "48K"), ("Instruction", "64M"), ("Unified", "2048K"), ("Unified", "32M")]
+    ):
+        _fake_cache(tmp_path, index, kind, size)
+    assert cpu_inference.last_level_cache_bytes(tmp_path) == 32 * 2**20
+    assert cpu_inference.default_group_bytes(tmp_path) == 16 * 2**20
+
+
+def test_group_budget_falls_back_where_the_cache_is_unknown(tmp_path: Path) -> None:
+    _fake_cache(tmp_path, 0, "Unified", "lots")
+    assert cpu_inference.last_level_cache_bytes(tmp_path) is None
+    assert cpu_inference.default_group_bytes(tmp_path / "missing") == cpu_inference.FALLBACK_GROUP_BYTES

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from hilovit.attention import HiLo
-from hilovit.cpu_inference import conv2d_act, image_groups, is_cpu_inference, linear
+from hilovit.cpu_inference import conv2d_act, default_group_bytes, image_groups, is_cpu_inference, linear
 from hilovit.models.checkpoints import official_state_dict
 from hilovit.models.deform import DeformablePatchMerging
 
@@ -210,9 +210,9 @@ class LITv2Block(nn.Module):
 
 
 # CPU inference runs a stage's blocks on groups of images whose ConvFFN hidden maps take at most this many
-# bytes, so that activations are still in cache when the next layer reads them: half the 32 MiB L3 cache of
-# the machine it was measured on (benchmarks/bench_models.py --cpu-groups).
-CPU_GROUP_BYTES = 16 * 2**20
+# bytes, so that activations are still in cache when the next layer reads them: half this machine's
+# last-level cache (benchmarks/bench_models.py --cpu-groups measures other budgets).
+CPU_GROUP_BYTES = default_group_bytes()
 
 
 class LITv2Stage(nn.Module):
