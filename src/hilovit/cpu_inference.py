@@ -43,7 +43,9 @@ __all__ = [
     "standard_ops",
 ]
 
-_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+_ONEDNN = torch.backends.mkldnn.is_available() and all(
+    hasattr(torch.ops.mkldnn, op) for op in ("_linear_pointwise", "_convolution_pointwise")
+)
 _FAST_OPS: ContextVar[bool] = ContextVar("hilovit_cpu_fast_ops", default=True)
 # Up to this many keys, explicit attention beats CPU SDPA (2-4x for 4-16 keys, 1.3x for 49; SDPA wins from 196).
 EXPLICIT_ATTENTION_MAX_KEYS = 64
