@@ -43,6 +43,7 @@ from hilovit.models import litv2_config  # importing hilovit.models registers th
 from hilovit.models.deform import DeformablePatchMerging
 from hilovit.models.litv2 import CPU_GROUP_BYTES
 from hilovit.speed import environment, fixed_threads, model_bench, results_table, time_interleaved
+from hilovit.speed.export import Report
 from hilovit.speed.measure import DTYPES, autocast_runner, timed_step
 from hilovit.speed.report import point_tables
 
@@ -219,19 +220,20 @@ def build_models(names: list[str], size: int) -> tuple[dict[str, tuple[str, nn.M
     return {name: models[name] for name in names}, diff
 
 
-def bench_models(args: argparse.Namespace, device: torch.device, dtype: torch.dtype, console: Console) -> dict:
-    names = resolve_models(args.models)
-    models, diff = build_models(names, args.size)
-    if diff is not None:
-        console.print(
-            f"official-structure check: max |LITv2-S - official structure| = {diff:.2e} "
-            f"(float32, batch 2, tolerance {CHECK_TOLERANCE:.0e})"
-        )
+def time_models(
+    args: argparse.Namespace,
+    device: torch.device,
+    models: dict[str, tuple[str, nn.Module]],
+    baseline: str,
+    console: Console,
+) -> Report:
+    """Time `models` (name -> (label, module), in order) interleaved at the command line's settings and print
+    the table, ratios over `baseline`."""
     settings = model_bench.ModelSettings(
-        models=tuple(names),
+        models=tuple(models),
         sizes=(args.size,),
         batches=(args.batch,),
-        baseline=args.baseline if args.baseline in names else names[0],
+        baseline=baseline,
         device=str(device),
         dtype=args.dtype,
         threads=args.threads,
@@ -241,8 +243,21 @@ def bench_models(args: argparse.Namespace, device: torch.device, dtype: torch.dt
         repeats=args.repeats,
     )
     report = model_bench.bench_models(settings, console, models)
-    for table in point_tables(report.rows, models[settings.baseline][0], f"{args.dtype}: "):
+    for table in point_tables(report.rows, models[baseline][0], f"{args.dtype}: "):
         console.print(table)
+    return report
+
+
+def bench_models(args: argparse.Namespace, device: torch.device, dtype: torch.dtype, console: Console) -> dict:
+    names = resolve_models(args.models)
+    models, diff = build_models(names, args.size)
+    if diff is not None:
+        console.print(
+            f"official-structure check: max |LITv2-S - official structure| = {diff:.2e} "
+            f"(float32, batch 2, tolerance {CHECK_TOLERANCE:.0e})"
+        )
+    baseline = args.baseline if args.baseline in names else names[0]
+    report = time_models(args, device, models, baseline, console)
     console.print(
         "GMACs: LITv2 model.flops() (the official count); counted: torch.utils.flop_counter / 2. "
         "p50/p90 = latency of one batch; spread = IQR / median."
@@ -258,7 +273,7 @@ def bench_models(args: argparse.Namespace, device: torch.device, dtype: torch.dt
         "rows": [asdict(row) for row in report.rows],
         "official_check_max_abs_diff": diff,
         "litv2_s_ratios": ratios,
-        "baseline": settings.baseline,
+        "baseline": baseline,
     }
 
 
@@ -315,21 +330,7 @@ def cpu_part_models(group_mib: list[int]) -> dict[str, tuple[str, nn.Module]]:
 def bench_cpu_parts(args: argparse.Namespace, device: torch.device, dtype: torch.dtype, console: Console) -> dict:
     if device.type != "cpu":
         raise ValueError(f"--cpu-groups measures CPU inference, got --device {device}")
-    models = cpu_part_models(args.cpu_groups)
-    settings = model_bench.ModelSettings(
-        models=tuple(models),
-        sizes=(args.size,),
-        batches=(args.batch,),
-        baseline=OFFICIAL,
-        device=str(device),
-        dtype=args.dtype,
-        threads=args.threads,
-        warmup=args.warmup,
-        repeats=args.repeats,
-    )
-    report = model_bench.bench_models(settings, console, models)
-    for table in point_tables(report.rows, OFFICIAL_LABEL, f"{args.dtype}: "):
-        console.print(table)
+    report = time_models(args, device, cpu_part_models(args.cpu_groups), OFFICIAL, console)
     return {"rows": [asdict(row) for row in report.rows], "baseline": OFFICIAL}
 
 
