@@ -14,6 +14,9 @@ With ``--cpu-groups`` the script instead times LITv2-S's CPU inference parts (``
 same weights with its fast ops (fused oneDNN kernels, explicit short-key attention) off, with image grouping off
 (or at other group budgets), and both off, against the official structure.
 
+With ``--breakdown`` every model is also profiled after the timing and its time is printed by kind of work
+(``hilovit.speed.breakdown``: matmul, attention, normalization, casts, copies, ...; kernel time on CUDA).
+
 With ``--dtm`` the script instead times the Deformable Token Merging implementations at LITv2's
 shapes, forward and forward+backward.
 
@@ -22,6 +25,7 @@ Examples:
     python benchmarks/bench_models.py --device cuda --dtype bfloat16 --batch 64 --models s,m,b
     python benchmarks/bench_models.py --dtm --batch 32
     python benchmarks/bench_models.py --device cpu --batch 32 --threads 2 --cpu-groups 4,16,64
+    python benchmarks/bench_models.py --device cuda --dtype bfloat16 --batch 64 --breakdown
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from hilovit.models import litv2_config  # importing hilovit.models registers th
 from hilovit.models.deform import DeformablePatchMerging
 from hilovit.models.litv2 import CPU_GROUP_BYTES
 from hilovit.speed import environment, fixed_threads, model_bench, results_table, time_interleaved
+from hilovit.speed.breakdown import print_breakdowns
 from hilovit.speed.export import Report
 from hilovit.speed.measure import DTYPES, autocast_runner, timed_step
 from hilovit.speed.report import point_tables
@@ -241,10 +246,12 @@ def time_models(
         compile=args.compile,
         warmup=args.warmup,
         repeats=args.repeats,
+        breakdown=args.breakdown,
     )
     report = model_bench.bench_models(settings, console, models)
     for table in point_tables(report.rows, models[baseline][0], f"{args.dtype}: "):
         console.print(table)
+    print_breakdowns(report.breakdowns, console)
     return report
 
 
@@ -256,7 +263,7 @@ def bench_models(args: argparse.Namespace, device: torch.device, dtype: torch.dt
             f"official-structure check: max |LITv2-S - official structure| = {diff:.2e} "
             f"(float32, batch 2, tolerance {CHECK_TOLERANCE:.0e})"
         )
-    baseline = args.baseline if args.baseline in names else names[0]
+    baseline = args.baseline or model_bench.default_baseline(names)
     report = time_models(args, device, models, baseline, console)
     console.print(
         "GMACs: LITv2 model.flops() (the official count); counted: torch.utils.flop_counter / 2. "
@@ -271,6 +278,7 @@ def bench_models(args: argparse.Namespace, device: torch.device, dtype: torch.dt
                 console.print(f"LITv2-S throughput / {what}: {ratios[other]:.2f}x")
     return {
         "rows": [asdict(row) for row in report.rows],
+        "breakdowns": [asdict(breakdown) for breakdown in report.breakdowns],
         "official_check_max_abs_diff": diff,
         "litv2_s_ratios": ratios,
         "baseline": baseline,
@@ -331,7 +339,11 @@ def bench_cpu_parts(args: argparse.Namespace, device: torch.device, dtype: torch
     if device.type != "cpu":
         raise ValueError(f"--cpu-groups measures CPU inference, got --device {device}")
     report = time_models(args, device, cpu_part_models(args.cpu_groups), OFFICIAL, console)
-    return {"rows": [asdict(row) for row in report.rows], "baseline": OFFICIAL}
+    return {
+        "rows": [asdict(row) for row in report.rows],
+        "breakdowns": [asdict(breakdown) for breakdown in report.breakdowns],
+        "baseline": OFFICIAL,
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -420,7 +432,9 @@ def main(argv: list[str] | None = None) -> dict:
         help="comma list of sets (s, m, b, all) and/or timm names; s = LITv2-S, its official "
         "structure, Swin-T, PVTv2-B2, ConvNeXt-T, ResNet-50",
     )
-    parser.add_argument("--baseline", default="swin_tiny_patch4_window7_224", help="model the ratios refer to")
+    parser.add_argument(
+        "--baseline", default=None, help="model the ratios refer to (default: Swin-T when measured, else the first)"
+    )
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--dtm", action="store_true", help="time the DTM implementations instead of models")
@@ -431,6 +445,11 @@ def main(argv: list[str] | None = None) -> dict:
         metavar="MIB,...",
         help="instead of models, time LITv2-S with its CPU inference parts (fast ops, image groups) off in "
         "turn and with these group budgets in MiB, against the official structure",
+    )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="after timing, profile each model (3 calls) and print its time by kind of work",
     )
     parser.add_argument("--json", default=None, help="also write the results and environment to this file")
     args = parser.parse_args(argv)

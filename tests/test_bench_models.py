@@ -55,12 +55,18 @@ def test_model_sets_resolve_and_unknown_names_fail(bench):
         bench.resolve_models("not_a_model")
     with pytest.raises(SystemExit, match="unknown model 'not_a_model'"):
         bench.main(["--models", "not_a_model"])
+    with pytest.raises(SystemExit, match="baseline 'resnet50' is not measured"):
+        bench.main(["--device", "cpu", "--models", "litv2_nano", "--baseline", "resnet50", "--size", "32"])
 
 
 def test_models_mode_times_litv2_s_against_its_official_structure(bench):
     args = ["--device", "cpu", "--models", "litv2_s,official_litv2_s", "--size", "32", "--batch", "1", "--threads", "1"]
-    results = bench.main([*args, "--baseline", "litv2_s", "--repeats", "1", "--warmup", "0"])
+    results = bench.main([*args, "--baseline", "litv2_s", "--repeats", "1", "--warmup", "0", "--breakdown"])
     assert [row["name"] for row in results["rows"]] == ["litv2_s", bench.OFFICIAL]
+    (breakdown,) = results["breakdowns"]
+    assert list(breakdown["by_label"]) == ["LITv2-S", bench.OFFICIAL_LABEL]
+    # the official structure's DTM is torchvision's deformable convolution
+    assert any(op["name"] == "torchvision::deform_conv2d" for op in breakdown["by_label"][bench.OFFICIAL_LABEL]["ops"])
     assert results["official_check_max_abs_diff"] <= bench.CHECK_TOLERANCE
     assert results["litv2_s_ratios"][bench.OFFICIAL] > 0
 

@@ -26,7 +26,7 @@ def test_bench_attention_sweep_writes_json_csv_and_plots(tmp_path, run):
         (mode, side) for mode in ("forward", "forward+backward") for side in (4, 7)
     }
     document = json.loads((tmp_path / "a.json").read_text())
-    assert document.keys() == {"environment", "settings", "rows"}
+    assert document.keys() == {"environment", "settings", "rows", "breakdowns"} and document["breakdowns"] == []
     assert {"torch", "device", "device_name", "threads", "dtype"} <= document["environment"].keys()
     assert all(tuple(row) == ROW_FIELDS for row in document["rows"]) and len(document["rows"]) == 32
     with open(tmp_path / "a.csv") as handle:
@@ -61,6 +61,11 @@ def test_bench_models_any_timm_name(tmp_path, run):
     assert nano.label == "litv2_nano" and nano.gmacs is not None and resnet.gmacs is None
     assert resnet.counted_gmacs > 0 and resnet.ratio == 1.0
     assert json.loads((tmp_path / "m.json").read_text())["settings"]["baseline"] == "resnet18"
+
+
+def test_a_baseline_that_is_not_measured_is_refused(run):
+    with pytest.raises(SystemExit, match=r"baseline 'resnet50' is not measured.*litv2_nano"):
+        run(["bench", "models", "--models", "litv2_nano,resnet18", "--baseline", "resnet50", "--size", "32"])
 
 
 def test_unknown_model_lists_what_is_accepted(run):

@@ -23,6 +23,7 @@ from hilovit.attention.baselines import (
     WindowAttention,
 )
 from hilovit.attention.hilo import HiLo
+from hilovit.speed.breakdown import breakdown_sweep
 from hilovit.speed.environment import environment, fixed_threads
 from hilovit.speed.export import Report
 from hilovit.speed.measure import DTYPES, MODES, Case, Point, Row, autocast_runner, by_point, parameter_count
@@ -70,6 +71,7 @@ class AttentionSettings:
     threads: int | None = None
     warmup: int = 2
     repeats: int = 7
+    breakdown: bool = False
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.mechanisms if name not in MECHANISMS]
@@ -135,18 +137,23 @@ def bench_attention(settings: AttentionSettings, console: Console | None = None)
     device, dtype = torch.device(settings.device), DTYPES[settings.dtype]
     layers = {name: (label, layer.to(device)) for name, (label, layer) in build_mechanisms(settings).items()}
     points = sweep_points(settings.modes, settings.batches, settings.sizes)
+
+    def build_cases(point: Point) -> list[Case]:
+        return attention_cases(layers, settings.dim, point, device, dtype)
+
     with fixed_threads(settings.threads):
         env = environment(device, dtype)
         rows = run_sweep(
             points,
-            lambda point: attention_cases(layers, settings.dim, point, device, dtype),
+            build_cases,
             device=device,
             baseline=settings.baseline,
             warmup=settings.warmup,
             repeats=settings.repeats,
             console=console,
         )
-    return Report(rows, env, dataclasses.asdict(settings))
+        breakdowns = breakdown_sweep(points, build_cases, device) if settings.breakdown else []
+    return Report(rows, env, dataclasses.asdict(settings), breakdowns)
 
 
 def hilo_summary(rows: Sequence[Row]) -> list[str]:

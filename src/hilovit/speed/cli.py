@@ -11,9 +11,10 @@ import torch
 from rich.console import Console
 
 from hilovit.speed.attention_bench import MECHANISMS, AttentionSettings, bench_attention, hilo_summary
+from hilovit.speed.breakdown import print_breakdowns
 from hilovit.speed.export import Report, write_csv, write_json
 from hilovit.speed.measure import DTYPES, MODES
-from hilovit.speed.model_bench import ModelSettings, bench_models, model_label, resolve_models
+from hilovit.speed.model_bench import ModelSettings, bench_models, default_baseline, model_label, resolve_models
 from hilovit.speed.report import fastest_lines, point_tables, results_table
 from hilovit.speed.tune import SDPA_BACKENDS, TuneResult, TuneSettings, default_name, tune, write_config
 
@@ -60,6 +61,12 @@ def _add_common_arguments(parser: argparse.ArgumentParser, batch: int, size: int
     parser.add_argument(
         "--mode", type=_modes, default=("forward",), help="forward, backward (forward+backward) or both"
     )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="after timing, profile each candidate (3 calls) and print its time by kind of work "
+        "(matmul, attention, normalization, casts, copies, ...)",
+    )
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -87,7 +94,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     models = targets.add_parser("models", help="LITv2 against timm models by name")
     _add_common_arguments(models, batch=32, size=224)
     models.add_argument("--models", default="s", help="comma list of sets (s, m, b, all) and/or timm names (default s)")
-    models.add_argument("--baseline", default="swin_tiny_patch4_window7_224", help="model the ratios refer to")
+    models.add_argument(
+        "--baseline",
+        default=None,
+        help="model the ratios refer to (default: Swin-T when measured, else the first model)",
+    )
     models.add_argument("--channels-last", action="store_true", help="channels-last models and input")
     models.add_argument("--compile", action="store_true", help="torch.compile every model first")
     models.set_defaults(run=models_command)
@@ -134,6 +145,7 @@ def attention_settings(args: argparse.Namespace) -> AttentionSettings:
         threads=args.threads,
         warmup=args.warmup,
         repeats=args.repeats,
+        breakdown=args.breakdown,
     )
 
 
@@ -144,7 +156,7 @@ def model_settings(args: argparse.Namespace) -> ModelSettings:
         sizes=args.size,
         batches=args.batch,
         modes=args.mode,
-        baseline=args.baseline if args.baseline in models else models[0],
+        baseline=args.baseline or default_baseline(models),
         device=args.device,
         dtype=args.dtype,
         threads=args.threads,
@@ -152,6 +164,7 @@ def model_settings(args: argparse.Namespace) -> ModelSettings:
         compile=args.compile,
         warmup=args.warmup,
         repeats=args.repeats,
+        breakdown=args.breakdown,
     )
 
 
@@ -176,6 +189,7 @@ def emit(report: Report, args: argparse.Namespace, baseline_label: str, what: st
     )
     for line in fastest_lines(report.rows):
         console.print(line)
+    print_breakdowns(report.breakdowns, console)
     if args.json:
         write_json(args.json, report)
     if args.csv:

@@ -17,6 +17,7 @@ from rich.console import Console
 from torch import nn
 
 import hilovit.models  # noqa: F401  (registers the litv2_* models with timm)
+from hilovit.speed.breakdown import breakdown_sweep
 from hilovit.speed.environment import environment, fixed_threads
 from hilovit.speed.export import Report
 from hilovit.speed.measure import DTYPES, MODES, Case, Point, autocast_runner, parameter_count
@@ -58,6 +59,11 @@ def resolve_models(spec: str, extra: tuple[str, ...] = ()) -> list[str]:
     return names
 
 
+def default_baseline(names: list[str] | tuple[str, ...]) -> str:
+    """Swin-T, the paper's reference, when it is measured; else the first model."""
+    return "swin_tiny_patch4_window7_224" if "swin_tiny_patch4_window7_224" in names else names[0]
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     """What `hilovit bench models` measures."""
@@ -74,6 +80,7 @@ class ModelSettings:
     compile: bool = False
     warmup: int = 2
     repeats: int = 7
+    breakdown: bool = False
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -146,15 +153,20 @@ def bench_models(
             model = model.to(memory_format=torch.channels_last)
         ready[name] = (label, model, torch.compile(model) if settings.compile else model)
     points = sweep_points(settings.modes, settings.batches, settings.sizes)
+
+    def build_cases(point: Point) -> list[Case]:
+        return model_cases(ready, point, device, dtype, settings.channels_last)
+
     with fixed_threads(settings.threads):
         env = environment(device, dtype)
         rows = run_sweep(
             points,
-            lambda point: model_cases(ready, point, device, dtype, settings.channels_last),
+            build_cases,
             device=device,
             baseline=settings.baseline,
             warmup=settings.warmup,
             repeats=settings.repeats,
             console=console,
         )
-    return Report(rows, env, dataclasses.asdict(settings))
+        breakdowns = breakdown_sweep(points, build_cases, device) if settings.breakdown else []
+    return Report(rows, env, dataclasses.asdict(settings), breakdowns)

@@ -59,7 +59,7 @@ def cuda_graphed(fn: Callable[[], object], warmup: int = 3) -> Callable[[], None
     return graph.replay
 
 
-def _run_seconds(fn: Callable[[], object], number: int, device: torch.device) -> float:
+def seconds_per_call(fn: Callable[[], object], number: int, device: torch.device) -> float:
     """Seconds per call over `number` back-to-back calls (CUDA events on GPU)."""
     if device.type == "cuda":
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -102,9 +102,9 @@ def time_interleaved(
         for name, fn in candidates.items():
             for _ in range(warmup):
                 fn()
-            once = _run_seconds(fn, 1, device)
+            once = seconds_per_call(fn, 1, device)
             numbers[name] = max(1, math.ceil(min_sample_s / max(once, 1e-9)))
         for _ in range(repeats):
             for name, fn in candidates.items():
-                samples[name].append(_run_seconds(fn, numbers[name], device))
+                samples[name].append(seconds_per_call(fn, numbers[name], device))
     return {name: Timing(name, tuple(values)) for name, values in samples.items()}
