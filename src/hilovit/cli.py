@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from collections.abc import Sequence
 
 import torch
@@ -12,6 +14,7 @@ from hilovit.dense.commands import add_commands as add_dense_commands
 from hilovit.export.cli import add_commands as add_export_commands
 from hilovit.speed import environment
 from hilovit.speed.cli import add_commands as add_speed_commands
+from hilovit.train.checkpoint import TrainCheckpointError
 from hilovit.train.commands import (
     add_demo_arguments,
     add_eval_arguments,
@@ -22,6 +25,20 @@ from hilovit.train.commands import (
 )
 from hilovit.train.task_commands import add_commands as add_task_commands
 from hilovit.yolo.cli import add_commands as add_yolo_commands
+
+TRACEBACK_VARIABLE = "HILOVIT_TRACEBACK"
+#: What bad input raises (config, dataset and checkpoint errors derive from these): reported in one line.
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    TrainCheckpointError,
+)
+EPILOG = (
+    "Errors in what you pass (values, paths, checkpoints) are reported in one line, exit status 2; "
+    f"set {TRACEBACK_VARIABLE}=1 to see the Python traceback instead."
+)
 
 
 def _info(args: argparse.Namespace) -> None:
@@ -34,7 +51,9 @@ def _info(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hilovit", description="HiLo attention and LITv2 vision transformers.")
+    parser = argparse.ArgumentParser(
+        prog="hilovit", description="HiLo attention and LITv2 vision transformers.", epilog=EPILOG
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     info = commands.add_parser("info", help="versions, device and threads that measurements depend on")
     info.add_argument("--json", action="store_true", help="print as JSON")
@@ -56,9 +75,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> None:
+    """Parse ``argv`` and run the chosen command; a :data:`USER_ERRORS` exception ends it with
+    ``<prog>: error: <message>`` on stderr and exit status 2 (the traceback when HILOVIT_TRACEBACK=1)."""
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except USER_ERRORS as error:
+        if os.environ.get(TRACEBACK_VARIABLE, "0") not in ("", "0"):
+            raise
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from error
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    args.run(args)
+    run_command(build_parser(), argv)
 
 
 if __name__ == "__main__":

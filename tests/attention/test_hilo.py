@@ -236,6 +236,10 @@ def test_torch_compile_fullgraph():
         ({"dim": 32, "window_size": 0}, ValueError, "window_size must be >= 1, got 0"),
         ({"dim": 32, "window_size": 2.0}, TypeError, "window_size must be an int"),
         ({"dim": 32, "num_heads": 0}, ValueError, "num_heads must be >= 1"),
+        ({"dim": 32, "alpha": "0.5"}, TypeError, r"alpha .* must be a number in \[0, 1\], got '0.5' \(str\)"),
+        ({"dim": 32, "attn_drop": 1.5}, ValueError, r"attn_drop must be in \[0, 1\), got 1.5"),
+        ({"dim": 32, "proj_drop": -0.1}, ValueError, r"proj_drop must be in \[0, 1\), got -0.1"),
+        ({"dim": 32, "attn_drop": None}, TypeError, r"attn_drop must be a number in \[0, 1\), got None"),
     ],
 )
 def test_bad_configs(kwargs, error, match):
@@ -249,8 +253,10 @@ def test_bad_configs(kwargs, error, match):
         (torch.randn(2, 30, 32), 5, 5, ValueError, "N=30 tokens for H=5, W=5"),
         (torch.randn(2, 5, 6, 32), 5, 6, ValueError, r"\(B, N, C\), got a 4-d tensor"),
         (torch.randn(2, 30, 16), 5, 6, ValueError, "built for dim=32 channels, got 16"),
-        (torch.ones(2, 30, 32, dtype=torch.int64), 5, 6, TypeError, "floating-point input, got dtype torch.int64"),
+        (torch.ones(2, 30, 32, dtype=torch.int64), 5, 6, TypeError, "floating-point input .* float32, got int64"),
         (torch.randn(2, 0, 32), 0, 5, ValueError, "H, W >= 1"),
+        (torch.randn(1, 35, 32), 5.0, 7.0, TypeError, r"H and W must be ints, got H=5.0, W=7.0"),
+        (torch.randn(1, 35, 32), True, 35, TypeError, "H and W must be ints"),
     ],
 )
 def test_bad_inputs(x, H, W, error, match):
@@ -264,6 +270,33 @@ def test_hilo2d_bad_inputs():
         m(torch.randn(2, 32, 9))
     with pytest.raises(ValueError, match="built for dim=32 channels, got 8"):
         m(torch.randn(2, 8, 3, 3))
+    with pytest.raises(ValueError, match="HiLo2d needs H, W >= 1, got H=0, W=0"):
+        m(torch.randn(1, 32, 0, 0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("cls", [HiLo, HiLo2d])
+def test_input_dtype_must_match_the_weights_outside_autocast(cls, dtype):
+    m = make(cls=cls)
+    x = torch.randn(1, 30, 32) if cls is HiLo else torch.randn(1, 32, 5, 6)
+    args = (5, 6) if cls is HiLo else ()
+    name = str(dtype).removeprefix("torch.")
+    with pytest.raises(TypeError, match=rf"{cls.__name__} expects .* dtype float32, got {name}: cast the input"):
+        m(x.to(dtype), *args)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast casts any floating dtype but float64
+        if dtype == torch.float64:
+            with pytest.raises(TypeError, match="got float64"):
+                m(x.to(dtype), *args)
+        else:
+            assert m(x.to(dtype), *args).dtype == torch.bfloat16
+    assert m.to(dtype)(x.to(dtype), *args).dtype == dtype  # a layer of that dtype takes it
+
+
+def test_flops_reject_bad_sizes():
+    with pytest.raises(ValueError, match=r"HiLo.flops needs H, W >= 1, got H=-3, W=5"):
+        make().flops(-3, 5)
+    with pytest.raises(TypeError, match=r"HiLo.flops: H and W must be ints, got H=3.5"):
+        make().flops(3.5, 5)
 
 
 def seed_flops(m: HiLo, H: int, W: int) -> int:

@@ -130,6 +130,8 @@ def test_flops_agree_with_the_flop_counter(window, alpha, grid):
         ({"window_size": (2, 2.0, 2)}, TypeError, "window_size must be an int, got 2.0"),
         ({"num_heads": 3}, ValueError, "dim=32 must be divisible by num_heads=3"),
         ({"alpha": 2}, ValueError, r"alpha .* must be in \[0, 1\], got 2"),
+        ({"alpha": "0.5"}, TypeError, r"alpha .* must be a number in \[0, 1\], got '0.5'"),
+        ({"attn_drop": 1.0}, ValueError, r"attn_drop must be in \[0, 1\), got 1.0"),
     ],
 )
 def test_bad_configs(kwargs, error, match):
@@ -145,10 +147,18 @@ def test_bad_inputs():
         m(torch.randn(1, 2, 12, 32), 2, 3, 4)
     with pytest.raises(ValueError, match="HiLo3d was built for dim=32 channels, got 16"):
         m(torch.randn(1, 24, 16), 2, 3, 4)
-    with pytest.raises(TypeError, match=r"floating-point input, got dtype torch\.int64"):
+    with pytest.raises(TypeError, match=r"floating-point input with the model's dtype float32, got int64"):
         m(torch.ones(1, 24, 32, dtype=torch.int64), 2, 3, 4)
+    with pytest.raises(TypeError, match=r"HiLo3d expects .* dtype float32, got float64"):
+        m(torch.randn(1, 24, 32, dtype=torch.float64), 2, 3, 4)
+    with pytest.raises(TypeError, match=r"T, H and W must be ints, got T=2.0, H=3, W=4"):
+        m(torch.randn(1, 24, 32), 2.0, 3, 4)
+    with pytest.raises(ValueError, match=r"HiLo3d.flops needs T, H, W >= 1, got T=0"):
+        m.flops(0, 3, 4)
     volume = HiLo3dChannelsFirst(32, 4)
     with pytest.raises(ValueError, match=r"\(B, C, T, H, W\) volume, got a 4-d tensor"):
         volume(torch.randn(1, 32, 3, 4))
     with pytest.raises(ValueError, match="built for dim=32 channels, got 8"):
         volume(torch.randn(1, 8, 2, 3, 4))
+    with pytest.raises(ValueError, match="HiLo3dChannelsFirst needs T, H, W >= 1, got T=0, H=3, W=4"):
+        volume(torch.randn(1, 32, 0, 3, 4))

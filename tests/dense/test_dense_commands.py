@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from hilovit.cli import main
+from hilovit.dense.commands import positive
 from hilovit.dense.engine import DenseConfig, DenseTrainer
 from hilovit.train.checkpoint import TrainCheckpointError
 
@@ -99,3 +101,44 @@ def test_bad_model_names_are_explained(tmp_path):
         DenseTrainer(_config(tmp_path, "bad", model="yolo_nano"))
     with pytest.raises(ValueError, match="hilo_head is a RetinaNet option"):
         DenseTrainer(_config(tmp_path, "bad", model="fasterrcnn_litv2_nano", hilo_head=True))
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "kind"),
+    [
+        ("--batch-size", "0", "int"),
+        ("--epochs", "0", "int"),
+        ("--budget-s", "-1", "float"),
+        ("--max-steps", "-1", "int"),
+        ("--img-size", "0", "int"),
+        ("--lr", "nan", "float"),
+        ("--scene-images", "4", "int"),
+    ],
+)
+def test_train_options_must_be_positive(tmp_path, capsys, option, value, kind):
+    extra = ["0"] if option == "--scene-images" else []  # TRAIN VAL: the second is bad
+    with pytest.raises(SystemExit) as exit_info:
+        main(["detect", "train", "--output", str(tmp_path / "run"), option, value, *extra])
+    assert exit_info.value.code == 2
+    bad = extra[0] if extra else value
+    assert f"argument {option}: expected a positive {kind}, got '{bad}'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("kind", "text"), [(int, "0"), (int, "-3"), (int, "2.5"), (float, "-0.5"), (float, "nan")])
+def test_positive_rejects_the_value_by_name(kind, text):
+    with pytest.raises(argparse.ArgumentTypeError, match=f"expected a positive {kind.__name__}, got '{text}'"):
+        positive(kind)(text)
+    assert positive(int)("3") == 3 and positive(float)("0.5") == 0.5
+
+
+def test_predict_needs_images_before_loading_the_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("HILOVIT_TRACEBACK", "1")  # the exception itself, not `hilovit: error: ...`
+    empty = tmp_path / "emptydir"
+    empty.mkdir()
+    missing_checkpoint = str(tmp_path / "last.pt")  # never read: the images are checked first
+    with pytest.raises(FileNotFoundError, match=r"no images found in .*emptydir \(expected \.png/\.jpg/"):
+        main(["detect", "predict", missing_checkpoint, str(empty)])
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(ValueError, match=r"notes\.txt is not an image file \(expected \.png/\.jpg/"):
+        main(["segment", "predict", missing_checkpoint, str(tmp_path / "notes.txt")])

@@ -15,6 +15,7 @@ from hilovit.dense import (
     maskrcnn_litv2,
     retinanet_litv2,
 )
+from hilovit.dense.detection import detector_keywords
 from hilovit.models import CheckpointMismatchError
 
 # Small odd images, kept at their size: no resizing (min/max size) and no padding (size_divisible=1).
@@ -160,6 +161,45 @@ def test_dense_flops_counts_hilo_fpn_and_restores_the_mode():
 def test_bad_arguments_name_the_value(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize(
+    ("builder", "keywords", "message"),
+    [
+        (
+            maskrcnn_litv2,
+            dict(hilo_head=True),
+            r"argument 'hilo_head' for maskrcnn_litv2 \(hilo_head is a RetinaNet option",
+        ),
+        (
+            fasterrcnn_litv2,
+            dict(min_sise=128),
+            r"argument 'min_sise' for fasterrcnn_litv2 \(did you mean 'min_size'\?\)",
+        ),
+        (
+            retinanet_litv2,
+            dict(min_sise=128),
+            r"argument 'min_sise' for retinanet_litv2 .*: expected one of .*min_size",
+        ),
+        (
+            fasterrcnn_litv2,
+            dict(score_thresh=0.1),
+            r"'score_thresh' for fasterrcnn_litv2 \(score_thresh is a RetinaNet",
+        ),
+        (retinanet_litv2, dict(mask_head=None), r"'mask_head' for retinanet_litv2 \(mask_head is a MaskRCNN option"),
+        (retinanet_litv2, dict(backbone=None), r"unexpected keyword argument 'backbone' for retinanet_litv2"),
+    ],
+)
+def test_unknown_keywords_are_refused_not_dropped(builder, keywords, message):
+    with pytest.raises(ValueError, match=message):
+        builder("nano", 3, **keywords)
+
+
+def test_keywords_of_the_torchvision_detector_and_its_transform_are_accepted():
+    model = fasterrcnn_litv2("nano", 3, min_size=96, max_size=96, box_score_thresh=0.2, size_divisible=64)
+    assert model.transform.min_size == (96,) and model.transform.size_divisible == 64
+    assert model.roi_heads.score_thresh == 0.2
+    assert {"fpn", "num_classes", "min_size", "mask_head", "fixed_size"} <= detector_keywords(maskrcnn_litv2)
 
 
 def test_too_small_image_is_a_clear_error():

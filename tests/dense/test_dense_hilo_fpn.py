@@ -11,7 +11,7 @@ from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7
 
-from hilovit.dense import HiLoFPN, build_fpn
+from hilovit.dense import HiLoBlock2d, HiLoFPN, build_fpn
 
 IN_CHANNELS = [8, 16, 32]
 
@@ -81,3 +81,13 @@ def test_build_fpn_checks_the_kind_and_its_options():
         build_fpn("big", IN_CHANNELS, 16)
     with pytest.raises(ValueError, match="dim=16 must be divisible by num_heads=3"):
         build_fpn("hilo", IN_CHANNELS, 16, num_heads=3)
+
+
+def test_hilo_block_names_a_channel_mismatch():
+    block = HiLoBlock2d(64, 8)
+    with pytest.raises(
+        ValueError, match=r"HiLoBlock2d expects 64 input channels, got 32 \(input shape \(1, 32, 8, 8\)\)"
+    ):
+        block(torch.randn(1, 32, 8, 8))
+    with pytest.raises(ValueError, match=r"HiLoBlock2d expects a \(B, 64, H, W\) map, got a 3-d input"):
+        block(torch.randn(1, 64, 8))

@@ -50,3 +50,10 @@ def test_unknown_model(capsys):
         main(["export", "onnx", "litv2_xl"])
     assert exit_info.value.code == 1
     assert "unknown model 'litv2_xl'" in capsys.readouterr().err
+
+
+def test_missing_checkpoint_is_an_error_not_a_traceback(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "onnx", "litv2_nano", "--checkpoint", str(tmp_path / "nope.pth")])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == f"error: checkpoint file not found: '{tmp_path / 'nope.pth'}'\n"

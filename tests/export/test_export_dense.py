@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hilovit.dense import retinanet_litv2, semantic_fpn_litv2
+from hilovit.dense import HiLoBlock2d, retinanet_litv2, semantic_fpn_litv2
 from hilovit.export import ExportError, to_onnx
 
 pytest.importorskip("onnxruntime")
@@ -24,3 +24,11 @@ def test_semantic_fpn_onnx(tmp_path):
 def test_detector_is_refused_with_reason(tmp_path):
     with pytest.raises(ExportError, match=r"RetinaNet cannot be exported: .*data-dependent number of boxes.*backbone"):
         to_onnx(retinanet_litv2("nano", num_classes=3), torch.randn(1, 3, 64, 64), tmp_path / "retinanet.onnx")
+
+
+def test_hilo_block_with_its_channel_check_exports_with_dynamic_sizes(tmp_path):
+    torch.manual_seed(0)
+    block = HiLoBlock2d(32, num_heads=4, window_size=2)
+    sizes = [(8, 8), (5, 7), (12, 9)]
+    result = to_onnx(block, torch.randn(2, 32, 8, 8), tmp_path / "block.onnx", sizes=sizes)
+    assert result.parity.passed, "\n".join(result.parity.lines())

@@ -99,6 +99,26 @@ def test_bad_settings(tmp_path, settings, match):
         to_onnx(nn.Identity(), torch.randn(1, 3, 8, 8), tmp_path / "model.onnx", **settings)
 
 
+@pytest.mark.parametrize(
+    ("export", "sizes", "match"),
+    [
+        (to_onnx, [64], r"sizes=\[64\]: entry 64 is not a \(height, width\) pair"),
+        (to_torch_export, "64x64", r"sizes='64x64': expected a non-empty sequence of \(height, width\) pairs"),
+        (to_onnx, [], r"sizes=\[\]: expected a non-empty sequence"),
+        (to_torch_export, [(8, 8), (1, 8)], r"entry \(1, 8\) is not a \(height, width\) pair of ints >= 2"),
+        (to_onnx, [(8, 8, 8)], r"entry \(8, 8, 8\) is not"),
+    ],
+)
+def test_bad_sizes_are_refused_before_exporting(tmp_path, monkeypatch, export, sizes, match):
+    monkeypatch.setattr(torch.export, "export", _must_not_run)
+    with pytest.raises(ValueError, match=match):
+        export(nn.Identity(), torch.randn(1, 3, 8, 8), tmp_path / "model", sizes=sizes)
+
+
+def _must_not_run(*args: object, **kwargs: object) -> None:
+    raise AssertionError("exported before checking the settings")
+
+
 def test_parity_failure_is_reported():
     report = ParityReport(
         "m", "onnxruntime", 1e-4, (SizeParity((1, 3, 8, 8), 1, 0.0), SizeParity((1, 3, 9, 9), 1, 2e-3))

@@ -15,6 +15,7 @@ from hilovit.models import (
     CheckpointFormatError,
     CheckpointMismatchError,
     LITv2Backbone,
+    LoadResult,
     litv2_config,
     litv2_nano,
     load_official,
@@ -39,13 +40,14 @@ def assert_same_state(a: nn.Module, b: nn.Module) -> None:
         torch.testing.assert_close(sa[key], sb[key], rtol=0, atol=0, msg=key)
 
 
-@pytest.mark.parametrize("wrap", ["model", "plain", "module_prefix"])
+@pytest.mark.parametrize("wrap", ["model", "plain", "module_prefix", "compiled_prefix"])
 def test_classification_layouts_load(classifier: nn.Module, tmp_path: Path, wrap: str) -> None:
     state = classifier.state_dict()
     content = {
         "model": {"model": state, "epoch": 300, "max_accuracy": 71.5},
         "plain": state,
         "module_prefix": {f"module.{k}": v for k, v in state.items()},
+        "compiled_prefix": {f"_orig_mod.module.{k}": v for k, v in state.items()},  # torch.compile(DDP(model))
     }[wrap]
     torch.save(content, tmp_path / "ckpt.pth")
     target = litv2_nano(num_classes=10)
@@ -90,6 +92,33 @@ def test_backbone_checkpoint_into_classifier_drops_output_norms() -> None:
     result = load_official(target, source.state_dict(), allow_missing=("norm.", "head."))
     assert set(result.dropped) == {f"norm{i}.{p}" for i in range(4) for p in ("weight", "bias")}
     assert set(result.missing) == {"norm.weight", "norm.bias", "head.weight", "head.bias"}
+
+
+def test_allow_missing_takes_a_single_prefix(classifier: nn.Module) -> None:
+    headless = {k: v for k, v in classifier.state_dict().items() if not k.startswith("head.")}
+    with pytest.raises(CheckpointMismatchError, match=r"2 missing from the checkpoint: head\.weight, head\.bias"):
+        load_official(litv2_nano(num_classes=10), headless, allow_missing="patch_embed")  # not 'p', 'a', 't', ...
+    result = load_official(litv2_nano(num_classes=10), headless, allow_missing="head.")
+    assert result.missing == ("head.weight", "head.bias")
+    with pytest.raises(TypeError, match="allow_missing must be a key prefix or an iterable of them"):
+        load_official(litv2_nano(num_classes=10), headless, allow_missing=[b"head."])
+
+
+def test_compiled_and_data_parallel_models_load_into_the_wrapped_model(classifier: nn.Module) -> None:
+    for wrap in (torch.compile, nn.DataParallel, lambda m: torch.compile(nn.DataParallel(m))):
+        target = litv2_nano(num_classes=10)
+        assert load_official(wrap(target), classifier.state_dict()) == LoadResult(missing=(), dropped=())
+        assert_same_state(target, classifier)
+
+
+def test_a_key_prefix_on_one_side_is_pointed_out(classifier: nn.Module) -> None:
+    features = timm.create_model("litv2_nano", features_only=True)
+    with pytest.raises(CheckpointMismatchError, match=r"the model's keys have the prefix 'model\.' that the chec"):
+        load_official(features, classifier.state_dict())
+    load_official(features.model, classifier.state_dict())  # what the hint says to do
+    prefixed = {f"model.{k}": v for k, v in classifier.state_dict().items()}
+    with pytest.raises(CheckpointMismatchError, match=r"the checkpoint's keys have the prefix 'model\.' that the m"):
+        load_official(litv2_nano(num_classes=10), prefixed)
 
 
 def test_wrong_architecture_lists_keys_and_shapes(classifier: nn.Module) -> None:
@@ -171,6 +200,8 @@ def test_safetensors_errors(classifier: nn.Module, tmp_path: Path, monkeypatch: 
         load_official(litv2_nano(num_classes=10), path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         save_safetensors(classifier, tmp_path / "missing_dir" / "x.safetensors")
+    with pytest.raises(IsADirectoryError, match=f"path {tmp_path} is a directory: expected a file path such as "):
+        save_safetensors(classifier, tmp_path)
 
     def fail(*args, **kwargs):
         raise OSError("disk full")
@@ -187,3 +218,34 @@ def test_timm_pretrained_file_goes_through_the_official_filter(tmp_path: Path) -
     torch.save({"model": source.state_dict()}, path)
     model = timm.create_model("litv2_nano", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
     assert_same_state(model, source)
+
+
+def _pretrained(path: Path | str, **kwargs) -> nn.Module:
+    return timm.create_model("litv2_nano", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **kwargs)
+
+
+def test_timm_pretrained_file_gets_the_checkpoint_checks(tmp_path: Path) -> None:
+    text = tmp_path / "notes.pth"
+    text.write_text("these are not weights\n")
+    with pytest.raises(CheckpointFormatError, match=r"notes\.pth' is not a valid checkpoint"):
+        _pretrained(text)
+    with pytest.raises(FileNotFoundError, match=r"checkpoint file not found: .*nope\.pth"):
+        _pretrained(tmp_path / "nope.pth")
+    torch.save(timm.create_model("litv2_tiny").state_dict(), tmp_path / "tiny.pth")
+    with pytest.raises(CheckpointMismatchError, match=r"patch_embed\.proj\.weight: \(64, 3, 4, 4\) vs \(32, 3, 4, 4\)"):
+        _pretrained(tmp_path / "tiny.pth")
+
+
+def test_timm_pretrained_file_still_adapts_the_head_and_features(tmp_path: Path) -> None:
+    source = litv2_nano()
+    torch.save({"model": source.state_dict()}, tmp_path / "cls.pth")
+    dense = backbone()
+    detector = {f"backbone.{k}": v for k, v in dense.state_dict().items()}
+    torch.save({"state_dict": detector}, tmp_path / "det.pth")
+    tuned = _pretrained(tmp_path / "cls.pth", num_classes=10)  # timm drops the 1000-class head
+    torch.testing.assert_close(tuned.patch_embed.proj.weight, source.patch_embed.proj.weight)
+    assert tuned.head.out_features == 10
+    features = _pretrained(tmp_path / "det.pth", features_only=True)  # a backbone checkpoint has no head, no norm
+    torch.testing.assert_close(features.model.patch_embed.proj.weight, dense.patch_embed.proj.weight)
+    with pytest.raises(CheckpointMismatchError, match=r"missing from the checkpoint: norm\.weight"):
+        _pretrained(tmp_path / "det.pth")  # a classifier of the checkpoint's class count needs its head

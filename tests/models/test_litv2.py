@@ -312,6 +312,15 @@ def test_named_configs_build_backbones() -> None:
         litv2_config("litv2_xl")
 
 
+def test_every_registered_name_has_a_config() -> None:
+    for name in timm.list_models("litv2_*"):
+        with torch.device("meta"):
+            registered, configured = timm.create_model(name), LITv2(**litv2_config(name))
+        assert configured.embed_dims == registered.embed_dims  # litv2_b_384: litv2_b's architecture at 384 px
+        assert len(configured.state_dict()) == len(registered.state_dict())
+    assert litv2_config("litv2_b_384") == litv2_config("litv2_b")
+
+
 def test_torch_hub_entrypoints(tmp_path: Path) -> None:
     source = timm.create_model("litv2_nano", num_classes=3)
     torch.save({"model": source.state_dict()}, tmp_path / "nano.pth")

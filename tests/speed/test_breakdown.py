@@ -118,14 +118,16 @@ def test_bench_models_breakdown_prints_and_writes_json(tmp_path, run):
     text = console.export_text()
     assert "forward, batch 1, 32x32: operator time by kind of work" in text
     assert re.search(r"resnet18: aten::\w*conv\w* \[convolution\] \d+%", text)
-    assert breakdown_table(point_breakdown).row_count == len(
-        [c for c in CATEGORIES if nano.category_ms[c] > 0 or resnet.category_ms[c] > 0]
-    ) + 2
+    assert (
+        breakdown_table(point_breakdown).row_count
+        == len([c for c in CATEGORIES if nano.category_ms[c] > 0 or resnet.category_ms[c] > 0]) + 2
+    )
 
 
 def test_bench_attention_breakdown_covers_the_training_step(run):
     args = ["--dim", "16", "--heads", "2", "--batch", "1", "--size", "4", "--warmup", "0", "--repeats", "1"]
-    report = run(["bench", "attention", *args, "--mechanisms", "msa", "--alpha", "0.5", "--mode", "both", "--breakdown"])
+    options = ["--mechanisms", "msa", "--alpha", "0.5", "--mode", "both", "--breakdown"]
+    report = run(["bench", "attention", *args, *options])
     assert [b.point.mode for b in report.breakdowns] == ["forward", "forward+backward"]
     forward, step = (b.by_label["MSA (ViT)"] for b in report.breakdowns)
     assert "aten::mm" in {op.name for op in step.ops} and "aten::mm" not in {op.name for op in forward.ops}

@@ -1,6 +1,10 @@
+import dataclasses
+from pathlib import Path
+
 import pytest
 
-from hilovit.train import ConfigError, load_config
+from hilovit.train import ConfigError, TrainConfig, load_config
+from hilovit.train.config import VALUE_RULES
 
 
 def test_paper_recipe_loads():
@@ -35,3 +39,45 @@ def test_unknown_key_in_recipe(tmp_path):
     recipe.write_text("modle: litv2_s\n")
     with pytest.raises(ConfigError, match=r"modle.*r\.yaml"):
         load_config(recipe)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("batch_size=abc", "batch_size must be an integer, got 'abc'"),
+        ("epochs=1.5", "epochs must be an integer, got 1.5"),
+        ("ema=maybe", "ema must be true or false, got 'maybe'"),
+        ("lr=abc", "lr must be a number or null, got 'abc'"),
+        ("label_smoothing=2", r"label_smoothing must be in \[0, 1\), got 2"),
+        ("img_size=0", "img_size must be >= 1, got 0"),
+        ("train_subset=0", "train_subset must be >= 1, got 0"),
+        ("test_subset=0", "test_subset must be >= 1, got 0"),
+        ("hflip=2", r"hflip must be in \[0, 1\], got 2"),
+        ("mixup=-1", "mixup must be >= 0, got -1"),
+        ("ema_decay=2", r"ema_decay must be in \(0, 1\), got 2"),
+        ("clip_grad=-1", "clip_grad must be >= 0, got -1"),
+        ("warmup_epochs=-1", "warmup_epochs must be >= 0, got -1"),
+        ("scale=[1.0,0.5]", r"scale must be \[min, max\] with 0 < min <= max <= 1, got \[1.0, 0.5\]"),
+        ("max_steps=0", "max_steps must be >= 1, got 0"),
+        ("max_steps=-1", "max_steps must be >= 1, got -1"),
+        ("model_kwargs=[1]", "model_kwargs must be a mapping, got"),
+    ],
+)
+def test_bad_values_name_the_key_the_value_and_what_is_valid(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("configs/litv2_nano_fmnist.yaml", [override])
+
+
+def test_every_value_rule_is_a_field_and_every_recipe_passes():
+    assert set(VALUE_RULES) <= {f.name for f in dataclasses.fields(TrainConfig)}
+    for recipe in Path("configs").glob("*.yaml"):
+        load_config(recipe)
+
+
+def test_broken_yaml_names_the_recipe_file_and_line(tmp_path):
+    recipe = tmp_path / "broken.yaml"
+    recipe.write_text("epochs: 3\nmodel: [litv2\n")
+    with pytest.raises(ConfigError, match=r"recipe .*broken\.yaml is not valid YAML at line 3"):
+        load_config(recipe)
+    with pytest.raises(ConfigError, match=r"override 'scale=\[1' is not valid YAML"):
+        load_config(None, ["scale=[1"])

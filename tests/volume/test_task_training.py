@@ -67,3 +67,16 @@ def test_video_loss_falls(tmp_path):
 def test_volume_refuses_classification_only_options(tmp_path):
     with pytest.raises(ConfigError, match=r"mixup=0\.8 is not supported for volumes"):
         train(_config("hilo3d_unet_mni152.yaml", VOLUME, tmp_path, "mixup=0.8"), VolumeTrainer)
+
+
+@pytest.mark.parametrize(
+    ("recipe", "options", "message"),
+    [
+        ("hilo3d_video_mfmnist.yaml", VIDEO, "unknown data_kwargs key.* fps for moving Fashion-MNIST; known: frames"),
+        ("hilo3d_unet_mni152.yaml", VOLUME, "unknown data_kwargs key.* fps for the nuclei volume; known: crop"),
+    ],
+)
+def test_unknown_data_options_are_named(recipe, options, message, tmp_path):
+    trainer = VideoTrainer if "video" in recipe else VolumeTrainer
+    with pytest.raises(ConfigError, match=message):
+        train(_config(recipe, options, tmp_path, "data_kwargs={fps: 3}"), trainer)

@@ -63,3 +63,23 @@ def test_moving_fashion_mnist_clips_move_in_their_labelled_direction():
     )
     with pytest.raises(ValueError, match="needs frames of at least 26 px, got size=24"):
         MovingFashionMNIST("test", frames=8, size=24, object_size=12, speeds=(2,))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"frames": 0}, "frames must be an integer >= 1, got 0"),
+        ({"speeds": [-1]}, r"speeds must be a non-empty list, each an integer >= 1, got \[-1\]"),
+        ({"speeds": []}, r"speeds must be a non-empty list, each an integer >= 1, got \[\]"),
+        ({"object_size": 40}, r"object_size must be an integer in \[1, 32\], got 40"),
+        ({"size": "32"}, "size must be an integer >= 1, got '32'"),
+    ],
+)
+def test_moving_fashion_mnist_names_the_bad_option(options, message):
+    with pytest.raises(ValueError, match=message):
+        MovingFashionMNIST("test", **options)
+
+
+def test_random_crops_need_three_integer_sides(mni152):
+    with pytest.raises(ValueError, match=r"crop must be three sides within the volume .*, got 5"):
+        RandomCrops(mni152, 5, 4)

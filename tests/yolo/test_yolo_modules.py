@@ -59,3 +59,14 @@ def test_errors_name_the_bad_value() -> None:
         HiLoLayer(36, num_heads=8)
     with pytest.raises(ValueError, match="alpha"):
         HiLoBlock(32, 32, alpha=1.5)
+
+
+@pytest.mark.parametrize(
+    ("module", "channels"), [(HiLoBlock(64, 64), 64), (HiLoBlock(48, 64), 48), (HiLoLayer(64), 64)]
+)
+def test_channel_mismatch_names_the_expected_channels(module: torch.nn.Module, channels: int) -> None:
+    name = type(module).__name__
+    with pytest.raises(
+        ValueError, match=rf"{name} expects {channels} input channels, got 32 \(input shape \(1, 32, 8, 8\)\)"
+    ):
+        module(torch.randn(1, 32, 8, 8))

@@ -53,16 +53,12 @@ class HiLo(HiLoNd):
         window_size: int = 2,
         alpha: float = 0.5,
     ) -> None:
-        check_config(dim, num_heads, (window_size,), alpha)
+        check_config(dim, num_heads, (window_size,), alpha, attn_drop, proj_drop)
         super().__init__(dim, num_heads, qkv_bias, qk_scale, attn_drop, proj_drop, (window_size, window_size), alpha)
         self.ws = window_size
 
     def forward(self, x: Tensor, H: int, W: int) -> Tensor:
-        if x.dim() != 3:
-            raise ValueError(f"HiLo expects tokens of shape (B, N, C), got a {x.dim()}-d tensor {tuple(x.shape)}")
-        if H < 1 or W < 1 or x.shape[1] != H * W:
-            raise ValueError(f"HiLo got N={x.shape[1]} tokens for H={H}, W={W}; expected N == H * W with H, W >= 1")
-        self._check_channels(x, x.shape[2])
+        self._check_tokens(x, (H, W))
         batch = x.shape[0]
         return self.forward_hwc(x.reshape(batch, H, W, self.dim)).reshape(batch, H * W, self.dim)
 
@@ -83,7 +79,5 @@ class HiLo2d(HiLo):
     """
 
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
-        if x.dim() != 4:
-            raise ValueError(f"HiLo2d expects a (B, C, H, W) map, got a {x.dim()}-d tensor {tuple(x.shape)}")
-        self._check_channels(x, x.shape[1])
+        self._check_channels_first(x)
         return self.forward_hwc(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)

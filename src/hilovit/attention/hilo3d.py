@@ -57,17 +57,11 @@ class HiLo3d(HiLoNd):
         alpha: float = 0.5,
     ) -> None:
         window = _window3d(window_size)
-        check_config(dim, num_heads, window, alpha)
+        check_config(dim, num_heads, window, alpha, attn_drop, proj_drop)
         super().__init__(dim, num_heads, qkv_bias, qk_scale, attn_drop, proj_drop, window, alpha)
 
     def forward(self, x: Tensor, T: int, H: int, W: int) -> Tensor:
-        if x.dim() != 3:
-            raise ValueError(f"HiLo3d expects tokens of shape (B, N, C), got a {x.dim()}-d tensor {tuple(x.shape)}")
-        if min(T, H, W) < 1 or x.shape[1] != T * H * W:
-            raise ValueError(
-                f"HiLo3d got N={x.shape[1]} tokens for T={T}, H={H}, W={W}; expected N == T * H * W with T, H, W >= 1"
-            )
-        self._check_channels(x, x.shape[2])
+        self._check_tokens(x, (T, H, W))
         batch = x.shape[0]
         return self.forward_channels_last(x.reshape(batch, T, H, W, self.dim)).reshape(batch, T * H * W, self.dim)
 
@@ -84,9 +78,5 @@ class HiLo3dChannelsFirst(HiLo3d):
     """
 
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
-        if x.dim() != 5:
-            raise ValueError(
-                f"HiLo3dChannelsFirst expects a (B, C, T, H, W) volume, got a {x.dim()}-d tensor {tuple(x.shape)}"
-            )
-        self._check_channels(x, x.shape[1])
+        self._check_channels_first(x)
         return self.forward_channels_last(x.permute(0, 2, 3, 4, 1)).permute(0, 4, 1, 2, 3)

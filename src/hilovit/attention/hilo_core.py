@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hilovit.attention.checks import check_dtype, check_int, check_number, check_sizes
 from hilovit.cpu_inference import attention, linear
 
 __all__ = ["HiLoNd", "check_config"]
@@ -22,19 +23,28 @@ __all__ = ["HiLoNd", "check_config"]
 # On CUDA, windows smaller than half this many tokens are packed into sequences of about this length.
 _PACKED_SEQUENCE_TOKENS = 64
 _AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+_AXES = ("T", "H", "W")  # names of the spatial axes, the last two for images
 
 
-def _check_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+def _named(spatial: Sequence[object]) -> dict[str, object]:
+    """``(H, W)`` -> ``{"H": H, "W": W}``, ``(T, H, W)`` -> ``{"T": T, "H": H, "W": W}``."""
+    return dict(zip(_AXES[-len(spatial) :], spatial, strict=True))
 
 
-def check_config(dim: int, num_heads: int, window: Sequence[int], alpha: float, name: str = "window_size") -> None:
+def check_config(
+    dim: int,
+    num_heads: int,
+    window: Sequence[int],
+    alpha: float,
+    attn_drop: float = 0.0,
+    proj_drop: float = 0.0,
+    name: str = "window_size",
+) -> None:
     """Raise TypeError/ValueError naming the bad value when the layer cannot be built."""
     for label, value in (("dim", dim), ("num_heads", num_heads)):
-        _check_int(label, value)
+        check_int(label, value)
     for value in window:
-        _check_int(name, value)
+        check_int(name, value)
     if dim < 1 or num_heads < 1:
         raise ValueError(f"dim and num_heads must be >= 1, got dim={dim}, num_heads={num_heads}")
     if dim % num_heads != 0:
@@ -42,8 +52,9 @@ def check_config(dim: int, num_heads: int, window: Sequence[int], alpha: float, 
     if min(window) < 1:
         shown = window[0] if len(set(window)) == 1 else tuple(window)
         raise ValueError(f"{name} must be >= 1, got {shown}")
-    if not 0.0 <= float(alpha) <= 1.0:
-        raise ValueError(f"alpha (the Lo-Fi share of heads) must be in [0, 1], got {alpha}")
+    check_number("alpha (the Lo-Fi share of heads)", alpha, "in [0, 1]")
+    check_number("attn_drop", attn_drop, "in [0, 1)")
+    check_number("proj_drop", proj_drop, "in [0, 1)")
 
 
 class HiLoNd(nn.Module):
@@ -103,11 +114,33 @@ class HiLoNd(nn.Module):
             f"head_dim={self.head_dim}"
         )
 
-    def _check_channels(self, x: Tensor, channels: int) -> None:
-        if not x.is_floating_point():
-            raise TypeError(f"{type(self).__name__} expects a floating-point input, got dtype {x.dtype}")
+    def _check_input(self, x: Tensor, channels: int) -> None:
+        """The input's dtype must be the weights' (any floating dtype under autocast), ``channels`` the layer's dim."""
+        weight = self.l_q.weight if self.l_heads > 0 else self.h_qkv.weight
+        check_dtype(x, weight, type(self).__name__, "a floating-point input")
         if channels != self.dim:
             raise ValueError(f"{type(self).__name__} was built for dim={self.dim} channels, got {channels}")
+
+    def _check_tokens(self, x: Tensor, spatial: Sequence[object]) -> None:
+        """Checks of the token forms: ``x`` is ``(B, N, C)`` tokens laying out a grid of int sizes ``spatial``."""
+        name = type(self).__name__
+        if x.dim() != 3:
+            raise ValueError(f"{name} expects tokens of shape (B, N, C), got a {x.dim()}-d tensor {tuple(x.shape)}")
+        sizes = _named(spatial)
+        check_sizes(name, sizes)
+        if x.shape[1] != math.prod(spatial):
+            shown = ", ".join(f"{axis}={n}" for axis, n in sizes.items())
+            raise ValueError(f"{name} got N={x.shape[1]} tokens for {shown}; expected N == {' * '.join(sizes)}")
+        self._check_input(x, x.shape[2])
+
+    def _check_channels_first(self, x: Tensor) -> None:
+        """Checks of the channels-first forms: ``x`` is ``(B, C, *spatial)`` with every side >= 1."""
+        name, axes = type(self).__name__, _AXES[-len(self.window) :]
+        if x.dim() != len(axes) + 2:
+            layout = f"(B, C, {', '.join(axes)}) {'map' if len(axes) == 2 else 'volume'}"
+            raise ValueError(f"{name} expects a {layout}, got a {x.dim()}-d tensor {tuple(x.shape)}")
+        check_sizes(name, _named(x.shape[2:]))
+        self._check_input(x, x.shape[1])
 
     def padded_shape(self, spatial: Sequence[int]) -> tuple[int, ...]:
         """The map size the branches run on: each side rounded up to a multiple of its window."""
@@ -208,6 +241,7 @@ class HiLoNd(nn.Module):
 
     def padded_flops(self, spatial: Sequence[int]) -> int:
         """Multiply-accumulates of one forward on a map of size ``spatial`` (counted at the padded size)."""
+        check_sizes(f"{type(self).__name__}.flops", _named(spatial))
         tokens = math.prod(self.padded_shape(spatial))
         windows = tokens // self.window_tokens
         hifi = tokens * self.dim * self.h_dim * 3 + windows * self.window_tokens**2 * self.h_dim * 2

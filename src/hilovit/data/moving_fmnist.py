@@ -18,6 +18,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from hilovit.data.datasets import DatasetNotFoundError, IdxDataset, build_dataset
+from hilovit.data.validation import each, interval, one_of
 
 __all__ = ["MOTIONS", "MovingFashionMNIST"]
 
@@ -33,6 +34,27 @@ MOTIONS: dict[str, tuple[int, int]] = {  # (rows, columns) per frame, in units o
     "up-left": (-1, -1),
 }
 _SPLIT_IDS = {"train": 0, "test": 1}
+_COUNT = interval(1, integer=True)
+
+
+def _check_options(
+    split: str, clips: int | None, frames: int, size: int, object_size: int, speeds: tuple[int, ...], seed: int
+) -> None:
+    """ValueError naming the first bad option of :class:`MovingFashionMNIST`, or clips that leave the frame."""
+    one_of(_SPLIT_IDS).check("split", split)
+    if clips is not None:
+        _COUNT.check("clips", clips)
+    _COUNT.check("frames", frames)
+    _COUNT.check("size", size)
+    interval(1, size, integer=True).check("object_size", object_size)
+    each(_COUNT).check("speeds", speeds)
+    interval(0, integer=True).check("seed", seed)
+    travel = max(speeds) * (frames - 1)
+    if travel > size - object_size:
+        raise ValueError(
+            f"a {object_size}-px garment moving up to {max(speeds)} px/frame for {frames} frames needs frames "
+            f"of at least {object_size + travel} px, got size={size}"
+        )
 
 
 class MovingFashionMNIST(Dataset):
@@ -60,14 +82,7 @@ class MovingFashionMNIST(Dataset):
         speeds: tuple[int, ...] = (1, 2),
         seed: int = 0,
     ) -> None:
-        if split not in _SPLIT_IDS:
-            raise ValueError(f"split must be one of {tuple(_SPLIT_IDS)}, got {split!r}")
-        travel = max(speeds) * (frames - 1)
-        if frames < 1 or not 0 < object_size <= size or min(speeds) < 1 or travel > size - object_size:
-            raise ValueError(
-                f"a {object_size}-px garment moving up to {max(speeds)} px/frame for {frames} frames needs frames "
-                f"of at least {object_size + travel} px, got size={size}"
-            )
+        _check_options(split, clips, frames, size, object_size, speeds, seed)
         source = build_dataset(None if root is None else str(root), split)
         if not isinstance(source, IdxDataset) or source.channels != 1:
             raise DatasetNotFoundError(

@@ -25,6 +25,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from hilovit.data.datasets import DatasetNotFoundError
+from hilovit.data.validation import each, interval
 
 __all__ = [
     "VOLUMES",
@@ -117,8 +118,7 @@ def load_volume(name: str, **kwargs: object) -> LabelledVolume:
 def split_by_region(volume: LabelledVolume, val_fraction: float = 0.25) -> tuple[LabelledVolume, LabelledVolume]:
     """The volume cut along ``volume.split_axis``: the first ``1 - val_fraction`` for training, the rest to
     validate on; no voxel is in both."""
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    interval(0, 1, low_open=True, high_open=True).check("val_fraction", val_fraction)
     axis = volume.split_axis
     cut = round(volume.image.shape[axis] * (1 - val_fraction))
     if not 0 < cut < volume.image.shape[axis]:
@@ -141,10 +141,11 @@ class RandomCrops(Dataset):
     """
 
     def __init__(self, volume: LabelledVolume, crop: tuple[int, int, int], length: int, flip: float = 0.5) -> None:
-        if len(crop) != 3 or any(c < 1 or c > n for c, n in zip(crop, volume.image.shape, strict=True)):
-            raise ValueError(f"crop must be three sides within the volume {volume.image.shape}, got {crop}")
-        if length < 1:
-            raise ValueError(f"length (crops per epoch) must be >= 1, got {length}")
+        sides = each(interval(1, integer=True), length=3)
+        if not sides.accepts(crop) or any(c > n for c, n in zip(crop, volume.image.shape, strict=True)):
+            raise ValueError(f"crop must be three sides within the volume {volume.image.shape}, got {crop!r}")
+        interval(1, integer=True).check("length (crops per epoch)", length)
+        interval(0, 1).check("flip", flip)
         self.volume, self.crop, self.length, self.flip = volume, tuple(crop), length, flip
         self.classes = volume.classes
 

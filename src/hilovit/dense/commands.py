@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+Number = TypeVar("Number", int, float)
 
 DEFAULT_MODELS = {"detect": "retinanet_litv2_nano", "segment": "semantic_fpn_litv2_nano"}
 DESCRIPTIONS = {
@@ -14,19 +17,44 @@ DESCRIPTIONS = {
 }
 
 
+def positive(kind: type[Number]) -> Callable[[str], Number]:
+    """An argparse ``type``: ``kind(text)`` if that is > 0, else an error that argparse reports with the option."""
+
+    def parse(text: str) -> Number:
+        error = argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        try:
+            value = kind(text)
+        except ValueError:
+            raise error from None
+        if not value > 0:  # also rejects nan
+            raise error
+        return value
+
+    return parse
+
+
+POSITIVE_INT, POSITIVE_FLOAT = positive(int), positive(float)
+
+
 def _add_train_arguments(parser: argparse.ArgumentParser, task: str) -> None:
     parser.add_argument("--model", default=DEFAULT_MODELS[task], help="<family>_<nano|tiny|s|m|b>")
     parser.add_argument("--fpn", choices=("plain", "hilo"), default="plain", help="torchvision's FPN or HiLo-FPN")
     if task == "detect":
         parser.add_argument("--hilo-head", action="store_true", help="HiLo block in front of the RetinaNet head")
     parser.add_argument("--data", help="'scenes' (default, generated on first use), 'treecrowns' or a directory")
-    parser.add_argument("--img-size", type=int, help="image side (default: 256 for scenes, 400 for tree crowns)")
-    parser.add_argument("--scene-images", type=int, nargs=2, default=(1000, 100), metavar=("TRAIN", "VAL"))
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--budget-s", type=float, help="seconds of training before stopping cleanly and evaluating")
-    parser.add_argument("--max-steps", type=int, help="stop (with a checkpoint) after this many optimizer steps")
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=2e-4, help="AdamW learning rate (after a linear warm-up)")
+    parser.add_argument(
+        "--img-size", type=POSITIVE_INT, help="image side (default: 256 for scenes, 400 for tree crowns)"
+    )
+    parser.add_argument("--scene-images", type=POSITIVE_INT, nargs=2, default=(1000, 100), metavar=("TRAIN", "VAL"))
+    parser.add_argument("--epochs", type=POSITIVE_INT, default=12)
+    parser.add_argument(
+        "--budget-s", type=POSITIVE_FLOAT, help="seconds of training before stopping cleanly and evaluating"
+    )
+    parser.add_argument(
+        "--max-steps", type=POSITIVE_INT, help="stop (with a checkpoint) after this many optimizer steps"
+    )
+    parser.add_argument("--batch-size", type=POSITIVE_INT, default=4)
+    parser.add_argument("--lr", type=POSITIVE_FLOAT, default=2e-4, help="AdamW learning rate (after a linear warm-up)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--output", default=f"runs/{task}", help="run directory (last.pt, log.csv, report.json)")

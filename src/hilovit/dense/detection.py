@@ -24,21 +24,33 @@ An image already of that size is not resized (e.g. ``min_size=640, max_size=640`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from torch import Tensor
+from torch import Tensor, nn
 from torchvision.models.detection import FasterRCNN, MaskRCNN, RetinaNet
 from torchvision.models.detection.retinanet import RetinaNetHead
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from hilovit.dense.backbone import check_num_classes, litv2_fpn_backbone
 from hilovit.dense.fpn import HiLoBlock2d
 from hilovit.models.checkpoints import Source
 
-__all__ = ["HiLoRetinaNetHead", "fasterrcnn_litv2", "maskrcnn_litv2", "retinanet_litv2"]
+__all__ = [
+    "HiLoRetinaNetHead",
+    "check_detector_keywords",
+    "detector_keywords",
+    "fasterrcnn_litv2",
+    "maskrcnn_litv2",
+    "retinanet_litv2",
+]
 
 FPN_CHANNELS = 256  # mmdet's and torchvision's pyramid width
 OBJECT_CLASSES = "object classes, background excluded"
+# Arguments of torchvision's detectors that the builders set themselves.
+BUILDER_SET = frozenset({"backbone", "num_classes"})
 
 
 class HiLoRetinaNetHead(RetinaNetHead):
@@ -99,6 +111,7 @@ def retinanet_litv2(
         backbone_options: LITv2 architecture overrides, e.g. ``drop_path_rate``, ``use_checkpoint``.
         **kwargs: torchvision ``RetinaNet`` arguments, e.g. ``min_size``, ``max_size``, ``score_thresh``.
     """
+    check_detector_keywords(retinanet_litv2, kwargs)
     check_num_classes(num_classes, OBJECT_CLASSES)
     if head_options and not hilo_head:
         raise ValueError(f"head_options={dict(head_options)} need hilo_head=True")
@@ -156,6 +169,7 @@ def fasterrcnn_litv2(
 ) -> FasterRCNN:
     """torchvision Faster R-CNN (v1 heads) with a LITv2 backbone; arguments as :func:`retinanet_litv2`'s,
     ``**kwargs`` going to torchvision's ``FasterRCNN`` (``min_size``, ``box_score_thresh``, ...)."""
+    check_detector_keywords(fasterrcnn_litv2, kwargs)
     return _two_stage(FasterRCNN, variant, num_classes, fpn, backbone_weights, fpn_options, backbone_options, kwargs)
 
 
@@ -171,4 +185,50 @@ def maskrcnn_litv2(
 ) -> MaskRCNN:
     """torchvision Mask R-CNN (v1 heads) with a LITv2 backbone; arguments as :func:`retinanet_litv2`'s,
     ``**kwargs`` going to torchvision's ``MaskRCNN`` (``min_size``, ``box_score_thresh``, ...)."""
+    check_detector_keywords(maskrcnn_litv2, kwargs)
     return _two_stage(MaskRCNN, variant, num_classes, fpn, backbone_weights, fpn_options, backbone_options, kwargs)
+
+
+# Each builder's torchvision detector, then the constructors that its ``**kwargs`` reach in turn: torchvision passes
+# Mask R-CNN's on to Faster R-CNN's constructor, and every detector's on to its GeneralizedRCNNTransform.
+KEYWORD_TARGETS: dict[Callable[..., nn.Module], tuple[Callable[..., Any], ...]] = {
+    retinanet_litv2: (RetinaNet, GeneralizedRCNNTransform),
+    fasterrcnn_litv2: (FasterRCNN, GeneralizedRCNNTransform),
+    maskrcnn_litv2: (MaskRCNN, FasterRCNN, GeneralizedRCNNTransform),
+}
+
+
+def _named_parameters(function: Callable[..., Any]) -> set[str]:
+    """The parameters ``function`` takes by name (not ``*args`` or ``**kwargs``)."""
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {name for name, p in inspect.signature(function).parameters.items() if p.kind in named}
+
+
+def detector_keywords(builder: Callable[..., nn.Module]) -> set[str]:
+    """Every keyword ``builder`` takes: its own and those of the torchvision constructors its ``**kwargs`` reach."""
+    torchvision = set().union(*map(_named_parameters, KEYWORD_TARGETS[builder])) - BUILDER_SET
+    return _named_parameters(builder) | torchvision
+
+
+def _hint(name: str, accepted: set[str]) -> str:
+    """Where a keyword that the builder does not take belongs, or the accepted one it resembles."""
+    owners = [targets[0].__name__ for other, targets in KEYWORD_TARGETS.items() if name in detector_keywords(other)]
+    if owners:
+        return f" ({name} is a {' / '.join(owners)} option)"
+    close = difflib.get_close_matches(name, accepted, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_detector_keywords(builder: Callable[..., nn.Module], kwargs: Mapping[str, Any]) -> None:
+    """Raise ValueError naming the first of ``kwargs`` that neither ``builder`` nor its torchvision detector takes.
+
+    torchvision's detectors hand unknown keywords to their transform, which drops them: a misspelt ``min_sise``
+    would silently build a detector of the default size.
+    """
+    accepted = detector_keywords(builder)
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise ValueError(
+            f"unexpected keyword argument {unknown[0]!r} for {builder.__name__}{_hint(unknown[0], accepted)}: "
+            f"expected one of {', '.join(sorted(accepted))}"
+        )

@@ -86,9 +86,7 @@ def build_model(arch: dict[str, Any]) -> nn.Module:
         raise ValueError(f"unknown {task} model {name!r}; expected one of {expected}")
     if task == "segment":
         return semantic_fpn_litv2(variant, len(arch["classes"]), fpn=arch["fpn"])
-    options = {"hilo_head": True} if arch["hilo_head"] else {}
-    if arch["hilo_head"] and family != "retinanet_litv2":
-        raise ValueError(f"hilo_head is a RetinaNet option, not one of {name!r}")
+    options = {"hilo_head": True} if arch["hilo_head"] else {}  # the builders reject it but for RetinaNet
     size = arch["img_size"]
     return BUILDERS[task][family](
         variant, len(arch["classes"]) - 1, fpn=arch["fpn"], min_size=size, max_size=size, **options

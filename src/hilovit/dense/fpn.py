@@ -13,14 +13,32 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 from torchvision.ops.feature_pyramid_network import ExtraFPNBlock, FeaturePyramidNetwork
 
 from hilovit.models.litv2 import LITv2Block, init_linear
 
-__all__ = ["FPN_KINDS", "HiLoBlock2d", "HiLoFPN", "build_fpn"]
+__all__ = ["FPN_KINDS", "HiLoBlock2d", "HiLoFPN", "build_fpn", "check_channels"]
 
 FPN_KINDS = ("plain", "hilo")
+
+
+def check_channels(module: nn.Module, x: Tensor, channels: int) -> None:
+    """Raise ValueError naming ``module`` and the shape of ``x`` unless ``x`` is a ``(B, channels, H, W)`` map.
+
+    Plain comparisons of static sizes: free in eager mode and nothing in a ``torch.export`` / ONNX graph. Skipped
+    under ``torch.jit.trace`` (ultralytics' ONNX export), where the sizes are traced values and comparing them warns.
+    """
+    if torch.jit.is_tracing():
+        return
+    name = type(module).__name__
+    if x.dim() != 4:
+        raise ValueError(
+            f"{name} expects a (B, {channels}, H, W) map, got a {x.dim()}-d input of shape {tuple(x.shape)}"
+        )
+    if x.shape[1] != channels:
+        raise ValueError(f"{name} expects {channels} input channels, got {x.shape[1]} (input shape {tuple(x.shape)})")
 
 
 class HiLoBlock2d(nn.Module):
@@ -45,6 +63,7 @@ class HiLoBlock2d(nn.Module):
         drop_path: float = 0.0,
     ) -> None:
         super().__init__()
+        self.dim = dim
         self.block = LITv2Block(
             dim,
             num_heads,
@@ -61,6 +80,7 @@ class HiLoBlock2d(nn.Module):
         self.block.apply(init_linear)
 
     def forward(self, x: Tensor) -> Tensor:
+        check_channels(self, x, self.dim)
         return self.block(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 

@@ -34,15 +34,26 @@ def draw_segmentation(image: Tensor, labels: Tensor, num_classes: int) -> Tensor
 
 
 def image_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """The image files named, directories expanded to their images (sorted)."""
+    """The image files named, directories expanded to their images (sorted).
+
+    Raises:
+        FileNotFoundError: a path does not exist, or a directory holds no image.
+        ValueError: a file is not an image (by its suffix).
+    """
+    expected = f"expected {'/'.join(IMAGE_SUFFIXES)}"
     files = []
     for path in map(Path, paths):
         if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        elif path.is_file():
-            files.append(path)
-        else:
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f"no images found in {path} ({expected})")
+            files += found
+        elif not path.is_file():
             raise FileNotFoundError(f"{path} is neither an image file nor a directory")
+        elif path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise ValueError(f"{path} is not an image file ({expected})")
+        else:
+            files.append(path)
     return files
 
 
@@ -54,12 +65,13 @@ def predict_images(
     score_thresh: float = 0.3,
 ) -> list[Path]:
     """Run a trained checkpoint on ``images`` and write ``output/<name>.png`` with the predictions drawn."""
+    files = image_files(images)  # checked before the model loads
     model, state = load_model(checkpoint)
     classes, task = state["arch"]["classes"], state["arch"]["task"]
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for file in image_files(images):
+    for file in files:
         with Image.open(file) as opened:
             pixels = pil_to_tensor(opened.convert("RGB"))
         image = to_dtype(pixels, torch.float32, scale=True)

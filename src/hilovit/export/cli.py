@@ -83,7 +83,7 @@ def export_command(args: argparse.Namespace) -> ExportResult:
             result = to_onnx(model, example, args.output, opset=args.opset, **settings)
         else:
             result = to_torch_export(model, example, args.output, **settings)
-    except (ExportError, ParityError, ValueError, TypeError) as error:
+    except (ExportError, ParityError, ValueError, TypeError, OSError) as error:  # OSError: e.g. no --checkpoint file
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from error
     print(f"wrote {result.path} ({result.path.stat().st_size / 2**20:.1f} MiB)")

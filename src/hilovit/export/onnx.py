@@ -85,13 +85,13 @@ def to_onnx(
         the path and the parity report (None when ``check`` is False).
 
     Raises:
-        TypeError, ValueError: bad ``model``, ``example`` or ``opset``.
+        TypeError, ValueError: bad ``model``, ``example``, ``opset`` or check settings (``sizes``, ...).
         ExportError: the model cannot be exported (the message names it and why).
         ParityError: onnxruntime disagrees with PyTorch beyond ``tolerance``.
     """
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
         raise ValueError(f"opset must be an int >= {MIN_OPSET}, got {opset!r}")
-    check_settings(check_batch, tolerance)
+    check_settings(check_batch, tolerance, sizes)
     program = capture(model, example)
     name = model_name(model)
     path = Path(path) if path is not None else Path(f"{name}.onnx")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 
 import torch
@@ -117,12 +118,34 @@ def measure_parity(
     return ParityReport(model_name, runtime, tolerance, tuple(checks))
 
 
-def check_settings(batch: int, tolerance: float) -> None:
+def _is_size(size: object) -> bool:
+    """Whether ``size`` is a ``(height, width)`` pair of ints >= 2 (the least a dynamic side may be)."""
+    if isinstance(size, str) or not isinstance(size, Sequence) or len(size) != 2:
+        return False
+    return all(isinstance(side, Integral) and not isinstance(side, bool) and side >= 2 for side in size)
+
+
+def check_sizes(sizes: Sequence[tuple[int, int]] | None) -> None:
+    """Raise ValueError naming the bad value unless ``sizes`` is None or a non-empty sequence of size pairs."""
+    if sizes is None:
+        return
+    if isinstance(sizes, str) or not isinstance(sizes, Sequence) or not sizes:
+        raise ValueError(
+            f"sizes={sizes!r}: expected a non-empty sequence of (height, width) pairs of ints >= 2, "
+            "e.g. [(224, 224), (97, 131)]"
+        )
+    for size in sizes:
+        if not _is_size(size):
+            raise ValueError(f"sizes={sizes!r}: entry {size!r} is not a (height, width) pair of ints >= 2")
+
+
+def check_settings(batch: int, tolerance: float, sizes: Sequence[tuple[int, int]] | None = None) -> None:
     """Raise ValueError naming the bad value, before a (long) export, unless the check can run."""
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"the parity check batch must be an int >= 1, got {batch!r}")
     if not tolerance >= 0:
         raise ValueError(f"the parity tolerance must be >= 0, got {tolerance!r}")
+    check_sizes(sizes)
 
 
 def verify(

@@ -35,11 +35,11 @@ def to_torch_export(
     defaults to ``<model name>.pt2``.
 
     Raises:
-        TypeError, ValueError: bad ``model`` or ``example``.
+        TypeError, ValueError: bad ``model``, ``example`` or check settings (``sizes``, ...).
         ExportError: the model cannot be exported (the message names it and why).
         ParityError: the saved program disagrees with eager PyTorch beyond ``tolerance``.
     """
-    check_settings(check_batch, tolerance)
+    check_settings(check_batch, tolerance, sizes)
     program = capture(model, example)
     name = model_name(model)
     path = Path(path) if path is not None else Path(f"{name}.pt2")

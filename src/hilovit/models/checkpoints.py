@@ -6,7 +6,10 @@ or an in-memory mapping:
 * classification checkpoints of the official code: ``{"model": state_dict, ...}``;
 * mmdet / mmseg checkpoints: ``{"state_dict": state_dict, "meta": ...}`` whose backbone keys start with
   ``backbone.`` (the neck and head entries are dropped);
-* plain state dicts, optionally with the ``module.`` prefix that DistributedDataParallel adds.
+* plain state dicts, optionally with the key prefix of a wrapper: ``module.`` ((Distributed)DataParallel)
+  or ``_orig_mod.`` (a model compiled with ``torch.compile``).
+
+The model may be wrapped the same ways: the weights go into the module it wraps.
 
 A classification checkpoint loaded into a dense-prediction backbone drops its ``norm.``/``head.``
 entries, and a backbone checkpoint loaded into a classifier drops its ``norm0..3.`` output norms; every
@@ -34,6 +37,7 @@ __all__ = [
     "CheckpointFormatError",
     "CheckpointMismatchError",
     "LoadResult",
+    "check_state_dict",
     "load_official",
     "official_state_dict",
     "read_checkpoint",
@@ -46,6 +50,8 @@ Source = str | os.PathLike[str] | Mapping[str, object]
 # per-output norms. They are dropped when the target model has no such entry.
 _FORM_SPECIFIC = re.compile(r"^(norm\d*|head)\.")
 _LISTED = 20  # keys named per category in an error message; the exception keeps all of them
+# Key prefixes that wrappers add to the wrapped module's keys: (Distributed)DataParallel, torch.compile.
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
 class CheckpointError(ValueError):
@@ -95,7 +101,18 @@ class CheckpointMismatchError(CheckpointError):
 def _hint(
     missing: list[str], unexpected: list[str], mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]
 ) -> str:
-    """Advice for the two common, expected differences; none when anything else differs too."""
+    """Advice for a key prefix on one side only and for the two common, expected differences; none when
+    anything else differs too."""
+    if not mismatched and (prefix := _extra_prefix(missing, unexpected)):
+        return (
+            f"the model's keys have the prefix {prefix!r} that the checkpoint's lack: load into the module that "
+            f"holds the weights (for a timm features_only model, model.model)"
+        )
+    if not mismatched and (prefix := _extra_prefix(unexpected, missing)):
+        return (
+            f"the checkpoint's keys have the prefix {prefix!r} that the model's lack: remove it, "
+            f"{{k.removeprefix({prefix!r}): v for k, v in state_dict.items()}}"
+        )
     prefixes = {key.split(".", 1)[0] for key in missing}
     if unexpected or (missing and mismatched):
         return ""
@@ -110,6 +127,19 @@ def _hint(
         return (
             "only the classifier size differs: build the model with the checkpoint's num_classes, then reset_classifier"
         )
+    return ""
+
+
+def _extra_prefix(prefixed: list[str], plain: list[str]) -> str:
+    """The prefix (ending in a dot) of all keys in ``prefixed`` that makes them keys of ``plain``; "" if none."""
+    if not prefixed or not plain:
+        return ""
+    others = set(plain)
+    first = prefixed[0]
+    for end in (i + 1 for i, char in enumerate(first) if char == "."):
+        prefix = first[:end]
+        if all(k.startswith(prefix) and k[end:] in others for k in prefixed):
+            return prefix
     return ""
 
 
@@ -166,9 +196,21 @@ def _unwrap(obj: object, origin: str) -> dict[str, Tensor]:
             f"(mmdet/mmseg) entry; its keys are {sorted(map(str, obj))[:_LISTED]}"
         )
     state = {str(k): v for k, v in obj.items()}
-    if state and all(k.startswith("module.") for k in state):
-        state = {k.removeprefix("module."): v for k, v in state.items()}
+    while state and (prefix := next((p for p in _WRAPPER_PREFIXES if all(k.startswith(p) for k in state)), None)):
+        state = {k.removeprefix(prefix): v for k, v in state.items()}
     return state
+
+
+def _unwrap_model(model: nn.Module) -> nn.Module:
+    """The module that holds the weights under their own names, inside torch.compile's and
+    (Distributed)DataParallel's wrappers (which share its parameters)."""
+    while True:
+        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile's OptimizedModule
+            model = model._orig_mod
+        else:
+            return model
 
 
 def read_checkpoint(source: Source) -> dict[str, Tensor]:
@@ -202,39 +244,70 @@ def official_state_dict(source: Source, model: nn.Module) -> tuple[dict[str, Ten
     return state, tuple(dropped)
 
 
-def load_official(model: nn.Module, source: Source, *, allow_missing: Iterable[str] = ()) -> LoadResult:
+def _prefixes(allow_missing: str | Iterable[str]) -> tuple[str, ...]:
+    """``allow_missing`` as a tuple of key prefixes; a single string is one prefix."""
+    prefixes = (allow_missing,) if isinstance(allow_missing, str) else tuple(allow_missing)
+    if not all(isinstance(p, str) for p in prefixes):
+        raise TypeError(f"allow_missing must be a key prefix or an iterable of them (str), got {allow_missing!r}")
+    return prefixes
+
+
+def check_state_dict(
+    state: Mapping[str, Tensor],
+    model: nn.Module,
+    *,
+    allow_missing: str | Iterable[str] = (),
+    allow_reshaped: str | Iterable[str] = (),
+) -> tuple[str, ...]:
+    """Check that ``state`` has exactly ``model``'s keys and shapes, and return the model keys it lacks.
+
+    Args:
+        state: the state dict, e.g. from :func:`official_state_dict`.
+        model: the model it is meant for.
+        allow_missing: key prefixes that ``state`` may lack (a single string is one prefix).
+        allow_reshaped: key prefixes whose shapes may differ from the model's.
+
+    Raises:
+        CheckpointMismatchError: keys are missing, unexpected or of the wrong shape (all listed).
+    """
+    expected = model.state_dict()
+    may_miss, may_reshape = _prefixes(allow_missing), _prefixes(allow_reshaped)
+    absent = [k for k in expected if k not in state]
+    allowed = [k for k in absent if may_miss and k.startswith(may_miss)]
+    missing = [k for k in absent if k not in allowed]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [
+        (k, tuple(v.shape), tuple(expected[k].shape))
+        for k, v in state.items()
+        if k in expected and v.shape != expected[k].shape and not (may_reshape and k.startswith(may_reshape))
+    ]
+    if missing or unexpected or mismatched:
+        raise CheckpointMismatchError(missing, unexpected, mismatched, type(model).__name__)
+    return tuple(allowed)
+
+
+def load_official(model: nn.Module, source: Source, *, allow_missing: str | Iterable[str] = ()) -> LoadResult:
     """Load an official (or hilovit) LITv2 checkpoint into ``model``, strictly.
 
     Args:
         model: the model to fill, e.g. :class:`~hilovit.models.LITv2` or
-            :class:`~hilovit.models.LITv2Backbone`.
+            :class:`~hilovit.models.LITv2Backbone`, also inside ``torch.compile`` or (Distributed)DataParallel.
         source: a checkpoint path or an already loaded checkpoint / state dict.
-        allow_missing: key prefixes the checkpoint may lack; those entries keep their current values
-            and are reported in the result (e.g. ``("norm",)`` for a backbone's output norms when
-            loading ImageNet weights).
+        allow_missing: key prefixes the checkpoint may lack (a single string is one prefix); those entries
+            keep their current values and are reported in the result (e.g. ``("norm",)`` for a backbone's
+            output norms when loading ImageNet weights).
 
     Raises:
         FileNotFoundError: ``source`` names no file.
         CheckpointFormatError: the file is corrupt, truncated or holds no state dict.
         CheckpointMismatchError: keys are missing, unexpected or of the wrong shape (all listed).
     """
+    model = _unwrap_model(model)
     state, dropped = official_state_dict(source, model)
-    expected = model.state_dict()
-    prefixes = tuple(allow_missing)
-    absent = [k for k in expected if k not in state]
-    allowed = [k for k in absent if prefixes and k.startswith(prefixes)]
-    missing = [k for k in absent if k not in allowed]
-    unexpected = [k for k in state if k not in expected]
-    mismatched = [
-        (k, tuple(v.shape), tuple(expected[k].shape))
-        for k, v in state.items()
-        if k in expected and v.shape != expected[k].shape
-    ]
-    if missing or unexpected or mismatched:
-        raise CheckpointMismatchError(missing, unexpected, mismatched, type(model).__name__)
+    allowed = check_state_dict(state, model, allow_missing=allow_missing)
     # Allowed-missing entries keep their current values, so the load itself stays strict.
-    model.load_state_dict({**expected, **state}, strict=True)
-    return LoadResult(missing=tuple(allowed), dropped=dropped)
+    model.load_state_dict({**model.state_dict(), **state}, strict=True)
+    return LoadResult(missing=allowed, dropped=dropped)
 
 
 def save_safetensors(source: nn.Module | Mapping[str, Tensor], path: str | os.PathLike[str]) -> Path:
@@ -244,6 +317,9 @@ def save_safetensors(source: nn.Module | Mapping[str, Tensor], path: str | os.Pa
     sees a partial file. Returns the path written.
     """
     path = Path(path)
+    if path.is_dir():
+        example = path / "model.safetensors"
+        raise IsADirectoryError(f"path {path} is a directory: expected a file path such as {example}")
     state = source.state_dict() if isinstance(source, nn.Module) else source
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
     if not path.parent.is_dir():

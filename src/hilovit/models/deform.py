@@ -122,7 +122,7 @@ def _gather_deform_conv2x2(x: Tensor, offset: Tensor, weight: Tensor, bias: Tens
     taps = samples.view(batch * out_h * out_w, KERNEL * KERNEL * channels)  # (i, j, C) per location
     kernel = weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)  # the same (i, j, C) order
     out = F.linear(taps, kernel, bias)
-    return out.view(batch, out_h, out_w, -1).permute(0, 3, 1, 2)
+    return out.view(batch, out_h, out_w, weight.shape[0]).permute(0, 3, 1, 2)
 
 
 def deform_conv2x2(

@@ -24,6 +24,7 @@ Nothing is downloaded: load official weights with :func:`hilovit.models.load_off
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -31,13 +32,14 @@ import torch
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, to_2tuple, trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, generate_default_cfgs, load_pretrained, register_model
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from hilovit.attention import HiLo
+from hilovit.attention.checks import check_dtype, check_int, check_int_sequence, check_number
 from hilovit.cpu_inference import conv2d_act, default_group_bytes, image_groups, is_cpu_inference, linear
-from hilovit.models.checkpoints import official_state_dict
+from hilovit.models.checkpoints import check_state_dict, official_state_dict, read_checkpoint
 from hilovit.models.deform import DeformablePatchMerging
 
 __all__ = [
@@ -89,8 +91,7 @@ class PatchEmbed(nn.Module):
 
     def __init__(self, patch_size: int, in_chans: int, embed_dim: int, norm_layer: NormLayer | None) -> None:
         super().__init__()
-        if patch_size < 1:
-            raise ValueError(f"patch_size must be >= 1, got {patch_size}")
+        check_int("patch_size", patch_size, minimum=1)
         self.patch_size = patch_size
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
         self.norm = norm_layer(embed_dim) if norm_layer is not None else nn.Identity()
@@ -259,6 +260,39 @@ class LITv2Stage(nn.Module):
         return total
 
 
+def _check_architecture(
+    *,
+    patch_size: int,
+    in_chans: int,
+    embed_dim: int,
+    depths: Sequence[int],
+    num_heads: Sequence[int],
+    local_ws: Sequence[int],
+    mlp_ratio: float,
+    alpha: float,
+    rates: dict[str, float],
+) -> None:
+    """Raise TypeError/ValueError naming the argument, its bad value and what is expected (see :class:`LITv2Trunk`)."""
+    for name, value in (("patch_size", patch_size), ("in_chans", in_chans), ("embed_dim", embed_dim)):
+        check_int(name, value, minimum=1)
+    check_int_sequence("depths", depths, minimum=0)
+    if len(depths) < 1:
+        raise ValueError("depths must list at least one stage, got an empty sequence")
+    for name, values, minimum in (("num_heads", num_heads, 1), ("local_ws", local_ws, 0)):
+        check_int_sequence(name, values, minimum)
+        if len(values) != len(depths):
+            raise ValueError(
+                f"{name}={tuple(values)} has {len(values)} entries, expected one per stage "
+                f"({len(depths)}, as depths={tuple(depths)})"
+            )
+    check_number("mlp_ratio", mlp_ratio, "> 0")
+    if int(embed_dim * mlp_ratio) < 1:
+        raise ValueError(f"mlp_ratio={mlp_ratio} leaves no ConvFFN hidden channels at embed_dim={embed_dim}")
+    check_number("alpha (the Lo-Fi share of heads)", alpha, "in [0, 1]")
+    for name, rate in rates.items():
+        check_number(name, rate, "in [0, 1)")
+
+
 def init_linear(module: nn.Module) -> None:
     """LITv2's initialisation of linear layers (truncated normal, std 0.02, zero bias); use with ``Module.apply``."""
     if isinstance(module, nn.Linear):
@@ -312,15 +346,18 @@ class LITv2Trunk(nn.Module):
         use_checkpoint: bool = False,
     ) -> None:
         super().__init__()
+        _check_architecture(
+            patch_size=patch_size,
+            in_chans=in_chans,
+            embed_dim=embed_dim,
+            depths=depths,
+            num_heads=num_heads,
+            local_ws=local_ws,
+            mlp_ratio=mlp_ratio,
+            alpha=alpha,
+            rates=dict(drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate),
+        )
         num_stages = len(depths)
-        if num_stages < 1:
-            raise ValueError("depths must list at least one stage")
-        for name, values in (("num_heads", num_heads), ("local_ws", local_ws)):
-            if len(values) != num_stages:
-                raise ValueError(
-                    f"{name}={tuple(values)} has {len(values)} entries, expected one per stage "
-                    f"({num_stages}, as depths={tuple(depths)})"
-                )
         self.patch_size = patch_size
         self.embed_dims = tuple(embed_dim * 2**i for i in range(num_stages))
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim, norm_layer if patch_norm else None)
@@ -380,16 +417,28 @@ class LITv2Trunk(nn.Module):
             total += self.layers[i].flops(*grids[i], merge=i < last)
         return total
 
-    def _run(self, x: Tensor, take: Sequence[int], last: int) -> tuple[Tensor, list[Tensor]]:
-        """Image -> (output of stage ``last``, ``(B, H, W, C)`` outputs of the stages in ``take``)."""
-        if x.dim() != 4:
-            raise ValueError(f"expected an image batch (B, C, H, W), got shape {tuple(x.shape)}")
+    def _check_image(self, x: Tensor, last: int) -> None:
+        """Rank, channels, dtype and size of an image batch for the stages up to ``last``."""
+        name, chans = type(self).__name__, self.patch_embed.proj.in_channels
+        if x.dim() != 4 or x.shape[1] != chans:
+            # A channels-last (B, H, W, C) batch, as image libraries give, is the usual cause.
+            nhwc = x.dim() == 4 and x.shape[-1] == chans
+            layout = " (channels-last / NHWC? use x.permute(0, 3, 1, 2))" if nhwc else ""
+            raise ValueError(
+                f"{name} expected an image batch (B, {chans}, H, W) with in_chans={chans} channels, "
+                f"got shape {tuple(x.shape)}{layout}"
+            )
+        check_dtype(x, self.patch_embed.proj.weight, name, f"a floating-point image (B, {chans}, H, W)")
         need = self.patch_size * (2**last - 1) + 1
         if x.shape[-2] < need or x.shape[-1] < need:
             raise ValueError(
                 f"image of {x.shape[-2]}x{x.shape[-1]} px is too small: {last + 1} stages with patch_size "
                 f"{self.patch_size} need at least {need} px per side"
             )
+
+    def _run(self, x: Tensor, take: Sequence[int], last: int) -> tuple[Tensor, list[Tensor]]:
+        """Image -> (output of stage ``last``, ``(B, H, W, C)`` outputs of the stages in ``take``)."""
+        self._check_image(x, last)
         x = self.patch_embed(x)
         features = []
         for i in range(last + 1):
@@ -437,8 +486,7 @@ class LITv2(LITv2Trunk):
             if global_pool not in ("avg", ""):
                 raise ValueError(f"global_pool must be 'avg' or '', got {global_pool!r}")
             self.global_pool = global_pool
-        if num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        check_int("num_classes", num_classes, minimum=0)
         self.num_classes = num_classes
         ref = self.patch_embed.proj.weight
         if num_classes > 0:
@@ -446,6 +494,24 @@ class LITv2(LITv2Trunk):
             init_linear(self.head)
         else:
             self.head = nn.Identity()
+
+    @torch.jit.ignore
+    def load_pretrained(self, checkpoint_path: str | os.PathLike[str]) -> None:
+        """timm's hook for ``create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=path))``.
+
+        Reads the file as :func:`~hilovit.models.load_official` does (clear errors for a missing, corrupt or
+        non-checkpoint file), then has timm adapt the classifier / input channels and load it, through
+        :func:`checkpoint_filter_fn`'s checks.
+        """
+        cfg = getattr(self, "pretrained_cfg", None) or _cfg()
+        state = read_checkpoint(checkpoint_path)
+        load_pretrained(
+            self,
+            {**cfg, "file": None, "custom_load": False, "state_dict": state},
+            num_classes=self.num_classes,
+            in_chans=self.patch_embed.proj.in_channels,
+            filter_fn=checkpoint_filter_fn,
+        )
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Image ``(B, C, H, W)`` -> normalised final map ``(B, h, w, num_features)`` (channels last)."""
@@ -583,22 +649,42 @@ _ARCHS: dict[str, dict[str, Any]] = {
     "litv2_m": dict(embed_dim=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24), drop_path_rate=0.3),
     "litv2_b": dict(embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32), drop_path_rate=0.5),
 }
+# Registered models whose architecture is another's: litv2_b_384 is litv2_b fine-tuned at 384x384.
+_SAME_ARCH = {"litv2_b_384": "litv2_b"}
 
 
 def litv2_config(name: str) -> dict[str, Any]:
     """Architecture arguments of a named LITv2, as a fresh dict.
 
     For example ``LITv2Backbone(**litv2_config("litv2_s"))``. Alpha 0.9, ``local_ws=(0, 0, 2, 1)``, mlp
-    ratio 4 and qkv bias are the :class:`LITv2Trunk` defaults, so they are not repeated here.
+    ratio 4 and qkv bias are the :class:`LITv2Trunk` defaults, so they are not repeated here. Every registered
+    ``litv2_*`` name is known; ``litv2_b_384`` has ``litv2_b``'s architecture (its builder adds ``img_size=384``).
     """
-    if name not in _ARCHS:
-        raise ValueError(f"unknown LITv2 architecture {name!r}; known: {', '.join(_ARCHS)}")
-    return dict(_ARCHS[name])
+    arch = _SAME_ARCH.get(name, name)
+    if arch not in _ARCHS:
+        raise ValueError(f"unknown LITv2 architecture {name!r}; known: {', '.join([*_ARCHS, *_SAME_ARCH])}")
+    return dict(_ARCHS[arch])
 
 
-def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
-    """timm's hook for ``pretrained_cfg_overlay=dict(file=...)``: official checkpoints -> ``model``'s keys."""
-    return official_state_dict(state_dict, model)[0]
+def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: LITv2) -> dict[str, Tensor]:
+    """timm's hook for ``pretrained_cfg_overlay=dict(file=...)`` (or ``state_dict=...``): an official checkpoint
+    -> ``model``'s keys, checked as :func:`~hilovit.models.load_official` checks them.
+
+    Except what timm adapts after this hook, as its pretrained config says: when the class count differs,
+    timm drops the classifier and loads non-strictly, so the checkpoint may lack the classifier and the final
+    norm (a backbone checkpoint, e.g. for ``features_only``); when ``in_chans`` differs, timm converts the
+    patch embedding's weight.
+    """
+    state, _ = official_state_dict(state_dict, model)
+    cfg = getattr(model, "pretrained_cfg", None) or _cfg()
+    missing, reshaped = [], []
+    if model.num_classes != cfg["num_classes"]:
+        missing += ["head.", "norm."]
+        reshaped.append("head.")
+    if model.patch_embed.proj.in_channels != cfg["input_size"][0]:
+        reshaped.append("patch_embed.proj.weight")
+    check_state_dict(state, model, allow_missing=missing, allow_reshaped=reshaped)
+    return state
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
@@ -628,7 +714,7 @@ default_cfgs = generate_default_cfgs(
 )
 
 
-def _create_litv2(variant: str, pretrained: bool, arch: str | None = None, **kwargs: Any) -> LITv2:
+def _create_litv2(variant: str, pretrained: bool, **kwargs: Any) -> LITv2:
     overlay = kwargs.get("pretrained_cfg_overlay") or {}
     if pretrained and not ({"file", "state_dict"} & set(overlay)):
         raise ValueError(
@@ -636,6 +722,11 @@ def _create_litv2(variant: str, pretrained: bool, arch: str | None = None, **kwa
             "pretrained_cfg_overlay=dict(file='path/to/checkpoint.pth') or load one with "
             "hilovit.models.load_official(model, path)"
         )
+    if overlay.get("file"):
+        # timm then hands the file to LITv2.load_pretrained, which reads it with hilovit's checks
+        kwargs["pretrained_cfg_overlay"] = {"custom_load": True, **overlay}
+    if kwargs.get("features_only"):
+        kwargs["num_classes"] = 0  # the features wrapper drops the classifier, and timm loads weights without one
     out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
     return build_model_with_cfg(
         LITv2,
@@ -643,7 +734,7 @@ def _create_litv2(variant: str, pretrained: bool, arch: str | None = None, **kwa
         pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
-        **{**litv2_config(arch or variant), **kwargs},
+        **{**litv2_config(variant), **kwargs},
     )
 
 
@@ -689,4 +780,4 @@ def litv2_b(pretrained: bool = False, **kwargs: Any) -> LITv2:
 @register_model
 def litv2_b_384(pretrained: bool = False, **kwargs: Any) -> LITv2:
     """LITv2-B for 384x384 inputs (the official fine-tuned model): 86,520,704 params, 39.71 GMACs."""
-    return _create_litv2("litv2_b_384", pretrained, arch="litv2_b", **{"img_size": 384, **kwargs})
+    return _create_litv2("litv2_b_384", pretrained, **{"img_size": 384, **kwargs})

@@ -2,8 +2,12 @@
 
 import argparse
 
+from hilovit.cli import EPILOG, run_command
 from hilovit.train.commands import add_train_arguments, train_command
 
-parser = argparse.ArgumentParser(prog="python -m hilovit.train", description="Train a classifier (DDP under torchrun).")
+parser = argparse.ArgumentParser(
+    prog="python -m hilovit.train", description="Train a classifier (DDP under torchrun).", epilog=EPILOG
+)
 add_train_arguments(parser)
-train_command(parser.parse_args())
+parser.set_defaults(run=train_command)
+run_command(parser)

@@ -19,6 +19,24 @@ class TrainCheckpointError(RuntimeError):
     """A training checkpoint that cannot be read or does not belong to this run."""
 
 
+class ForeignCheckpointError(TrainCheckpointError):
+    """A readable torch file that is not a hilovit training checkpoint (other weights, say)."""
+
+
+# Besides tensors and plain containers, a checkpoint holds numpy's random state (an ndarray): what
+# ``torch.load(weights_only=True)`` needs to rebuild it and nothing more.
+_NUMPY_GLOBALS = [np.ndarray.__reduce__(np.zeros(0))[0], np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+# Where checkpoints written before the task was recorded came from: their model names it.
+_LEGACY_TASKS = {"hilo3d_unet": "volume", "hilo3d_video": "video"}
+EVAL_COMMANDS = {
+    "classification": "hilovit eval",
+    "video": "hilovit video eval",
+    "volume": "hilovit volume eval",
+    "detect": "hilovit detect eval",
+    "segment": "hilovit segment eval",
+}
+
+
 def rng_state() -> dict[str, Any]:
     """The states of python's, numpy's, torch's and (when present) CUDA's random generators."""
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
@@ -52,22 +70,71 @@ def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def load_train_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_atomic` during training, with errors that say what is wrong."""
+def _first_line(error: BaseException) -> str:
+    """The message of ``error`` (of what it wraps, for torch's long weights-only errors), first line only."""
+    inner = error.__context__ if isinstance(error, pickle.UnpicklingError) and error.__context__ else error
+    lines = str(inner).strip().splitlines()
+    return lines[0] if lines else type(inner).__name__
+
+
+def require_file(path: str | os.PathLike[str]) -> Path:
+    """``path``, when it names a file; else a TrainCheckpointError saying that it does not exist or is a directory."""
     path = Path(path)
+    if path.is_dir():
+        raise TrainCheckpointError(f"checkpoint {path} is a directory; expected a file such as {path / 'last.pt'}")
     if not path.is_file():
         raise TrainCheckpointError(f"checkpoint {path} does not exist")
+    return path
+
+
+def load_train_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_atomic` during training, with errors that say what is wrong.
+
+    Raises:
+        TrainCheckpointError: the file is missing, corrupt or truncated;
+            :class:`ForeignCheckpointError` when it is a readable torch file of another kind.
+    """
+    path = require_file(path)
     try:
-        # RNG states hold numpy arrays and python tuples: this file is trusted output of our own training.
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as error:
-        raise TrainCheckpointError(f"checkpoint {path} is corrupt or not a torch file: {error}") from error
+        with torch.serialization.safe_globals(_NUMPY_GLOBALS):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        reason = _first_line(error)
+        if reason.startswith("Unsupported global"):
+            raise ForeignCheckpointError(f"{path} is not a hilovit training checkpoint: {reason}") from error
+        raise TrainCheckpointError(f"checkpoint {path} is corrupt or truncated: {reason}") from error
+    except (RuntimeError, EOFError, OSError) as error:
+        raise TrainCheckpointError(f"checkpoint {path} is corrupt or truncated: {_first_line(error)}") from error
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise TrainCheckpointError(
+        raise ForeignCheckpointError(
             f"{path} is not a hilovit training checkpoint: format {found!r}, expected {FORMAT!r}"
         )
     return state
+
+
+def checkpoint_task(state: dict[str, Any]) -> str:
+    """The task a training checkpoint belongs to (a key of :data:`EVAL_COMMANDS`): as recorded, else (older
+    checkpoints) from its model."""
+    arch = state.get("arch", {})
+    if "task" in state:
+        return state["task"]
+    if "task" in arch:  # detection and segmentation checkpoints record it in their arch
+        return arch["task"]
+    name = str(arch.get("model_name", ""))
+    return next((task for prefix, task in _LEGACY_TASKS.items() if name.startswith(prefix)), "classification")
+
+
+def check_task(state: dict[str, Any], task: str, path: str | os.PathLike[str]) -> None:
+    """Refuse a checkpoint of another task than ``task``, naming its task, its model and the command it needs."""
+    found = checkpoint_task(state)
+    if found != task:
+        arch = state.get("arch", {})
+        model = arch.get("model_name") or arch.get("model")
+        raise TrainCheckpointError(
+            f"{path} is a {found} checkpoint (model {model}), not a {task} one; "
+            f"evaluate it with `{EVAL_COMMANDS.get(found, 'its own command')}`"
+        )
 
 
 def check_architecture(saved: dict[str, Any], current: dict[str, Any], path: str | os.PathLike[str]) -> None:

@@ -9,11 +9,18 @@ from pathlib import Path
 
 from hilovit.train.config import load_config
 
+CLASSIFICATION_DATA_HELP = "dataset directory: IDX files or ImageFolder train/ + val/ (default: Fashion-MNIST)"
 
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recipe", nargs="?", help="YAML recipe from configs/ (default: the built-in ImageNet recipe)")
+
+def add_train_arguments(
+    parser: argparse.ArgumentParser,
+    data_help: str = CLASSIFICATION_DATA_HELP,
+    recipe_help: str = "the built-in ImageNet recipe",
+) -> None:
+    """The arguments of ``hilovit train`` (and of the video/volume ``train``, whose data and recipe differ)."""
+    parser.add_argument("recipe", nargs="?", help=f"YAML recipe from configs/ (default: {recipe_help})")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, values parsed as YAML")
-    parser.add_argument("--data", help="dataset directory: IDX files or ImageFolder train/ + val/ (default: FMNIST)")
+    parser.add_argument("--data", help=data_help)
     parser.add_argument("--output", help="run directory (checkpoint last.pt, log.csv, curves.png, model.safetensors)")
     parser.add_argument("--resume", nargs="?", const="", help="continue from a checkpoint (default: OUTPUT/last.pt)")
     parser.add_argument("--time-budget", type=float, help="seconds of training before stopping cleanly and evaluating")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import types
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,11 +13,13 @@ from typing import Any
 
 import yaml
 
+from hilovit.data.validation import MAPPING, Rule, each, interval, one_of
+
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 class ConfigError(ValueError):
-    """A recipe or override with an unknown key or a value of the wrong kind."""
+    """A recipe or override that is not YAML, has an unknown key, or a value of the wrong type or range."""
 
 
 @dataclass
@@ -82,22 +86,85 @@ class TrainConfig:
         return self.lr if self.lr is not None else self.base_lr * self.batch_size / 512
 
     def validate(self) -> TrainConfig:
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        for name in ("epochs", "batch_size", "accum_steps"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.time_budget is not None and self.time_budget <= 0:
-            raise ConfigError(f"time_budget must be a positive number of seconds, got {self.time_budget}")
-        if len(self.scale) != 2:
-            raise ConfigError(f"scale must be [min, max], got {self.scale}")
+        """Check every field's type (from its annotation) and value (:data:`VALUE_RULES`); ConfigError naming
+        the first bad key, its value and what it must be."""
+        for name, type_rule in _TYPE_RULES.items():
+            value = getattr(self, name)
+            type_rule.check(name, value, ConfigError)
+            if value is not None and name in VALUE_RULES:
+                VALUE_RULES[name].check(name, value, ConfigError)
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
+_PROBABILITY = interval(0, 1)
+_FRACTION = interval(0, 1, high_open=True)
+_AT_LEAST_ONE = interval(1)
+_NON_NEGATIVE = interval(0)
+_POSITIVE = interval(0, low_open=True)
+_SCALE = Rule(
+    lambda v: each(interval(0, 1, low_open=True), length=2).accepts(v) and v[0] <= v[1],
+    "[min, max] with 0 < min <= max <= 1",
+)
+
+#: The valid values of each field beyond its type (None, where the type allows it, is always valid).
+VALUE_RULES: dict[str, Rule] = {
+    "drop_path": _FRACTION,
+    "img_size": _AT_LEAST_ONE,
+    "train_subset": _AT_LEAST_ONE,
+    "test_subset": _AT_LEAST_ONE,
+    "workers": _NON_NEGATIVE,
+    "scale": _SCALE,
+    "hflip": _PROBABILITY,
+    "color_jitter": _NON_NEGATIVE,
+    "re_prob": _PROBABILITY,
+    "mixup": _NON_NEGATIVE,
+    "cutmix": _NON_NEGATIVE,
+    "label_smoothing": _FRACTION,
+    "epochs": _AT_LEAST_ONE,
+    "batch_size": _AT_LEAST_ONE,
+    "accum_steps": _AT_LEAST_ONE,
+    "lr": _POSITIVE,
+    "base_lr": _POSITIVE,
+    "min_lr": _NON_NEGATIVE,
+    "warmup_lr": _NON_NEGATIVE,
+    "warmup_epochs": _NON_NEGATIVE,
+    "weight_decay": _NON_NEGATIVE,
+    "clip_grad": _NON_NEGATIVE,  # 0: no clipping
+    "offset_lr_scale": _NON_NEGATIVE,
+    "ema_decay": interval(0, 1, low_open=True, high_open=True),
+    "precision": one_of(PRECISIONS),
+    "checkpoint_every": _NON_NEGATIVE,  # 0: at epoch ends only
+    "max_steps": _AT_LEAST_ONE,
+    "time_budget": _POSITIVE,
+    "throughput_batch": _AT_LEAST_ONE,
+}
+
+
+def _type_rule(hint: Any) -> Rule:
+    """The rule of a field annotation: ``int``, ``float``, ``bool``, ``str``, ``list[...]``, ``dict[...]``,
+    ``None`` and unions of them."""
+    if isinstance(hint, types.UnionType):
+        rules = [_type_rule(option) for option in typing.get_args(hint)]
+        return Rule(lambda v: any(r.accepts(v) for r in rules), " or ".join(r.expected for r in rules))
+    origin = typing.get_origin(hint) or hint
+    if origin is list:
+        return each(_type_rule(typing.get_args(hint)[0]))
+    simple = {
+        int: interval(integer=True),
+        float: interval(),
+        bool: Rule(lambda v: isinstance(v, bool), "true or false"),
+        str: Rule(lambda v: isinstance(v, str), "a string"),
+        dict: MAPPING,
+        type(None): Rule(lambda v: v is None, "null"),
+    }
+    return simple[origin]
+
+
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+_TYPE_RULES = {name: _type_rule(hint) for name, hint in typing.get_type_hints(TrainConfig).items()}
 
 
 def _check_keys(values: dict[str, Any], origin: str) -> None:
@@ -112,8 +179,19 @@ def _coerce(key: str, value: Any) -> Any:
         return value
     try:
         return float(value)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"{key} must be a number, got {value!r}") from error
+    except (TypeError, ValueError):
+        return value  # not a number: validate() says so, naming the key
+
+
+def parse_yaml(text: str, origin: str) -> Any:
+    """``text`` parsed as YAML; a ConfigError naming ``origin`` (and the line and column) when it is not YAML."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"{origin} is not valid YAML{where}: {problem}") from error
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -122,7 +200,7 @@ def parse_override(item: str) -> tuple[str, Any]:
     if not sep or not key:
         raise ConfigError(f"override {item!r} is not of the form key=value")
     _check_keys({key: None}, f"override {item!r}")
-    return key, _coerce(key, yaml.safe_load(text))
+    return key, _coerce(key, parse_yaml(text, f"the value of override {item!r}"))
 
 
 def load_config(recipe: str | os.PathLike[str] | None = None, overrides: Iterable[str] = ()) -> TrainConfig:
@@ -132,7 +210,7 @@ def load_config(recipe: str | os.PathLike[str] | None = None, overrides: Iterabl
         path = Path(recipe)
         if not path.is_file():
             raise ConfigError(f"recipe {path} does not exist (expected a YAML file, e.g. configs/litv2_imagenet.yaml)")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = parse_yaml(path.read_text(), f"recipe {path}") or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"recipe {path} must hold a mapping of config keys, got {type(loaded).__name__}")
         _check_keys(loaded, f"recipe {path}")

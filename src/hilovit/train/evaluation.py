@@ -8,25 +8,31 @@ from pathlib import Path
 from typing import Any
 
 import timm
-import yaml
 from torch.utils.data import DataLoader
 
 from hilovit.data import build_dataset, build_transform, dataset_mean_std
+from hilovit.data.validation import MAPPING, interval
 from hilovit.models import load_official
-from hilovit.train.checkpoint import TrainCheckpointError, load_train_checkpoint
+from hilovit.train.checkpoint import ForeignCheckpointError, check_task, load_train_checkpoint, require_file
+from hilovit.train.config import parse_yaml
 from hilovit.train.distributed import setup
+from hilovit.train.loop import check_model
 from hilovit.train.metrics import evaluate
-from hilovit.train.report import plot_confusion
+from hilovit.train.report import output_directory, plot_confusion
 
 
 def _train_checkpoint(path: Path) -> dict[str, Any] | None:
-    """The training checkpoint at ``path``, or None for other weights (whose errors load_official reports)."""
-    if path.suffix == ".safetensors":
+    """The classification training checkpoint at ``path``, or None for other weights (safetensors, official
+    ``.pth``: load_official reads those and reports their errors). A missing or corrupt file, or another task's
+    checkpoint, is an error."""
+    if require_file(path).suffix == ".safetensors":
         return None
     try:
-        return load_train_checkpoint(path)
-    except TrainCheckpointError:
+        state = load_train_checkpoint(path)
+    except ForeignCheckpointError:
         return None
+    check_task(state, "classification", path)
+    return state
 
 
 def evaluate_weights(
@@ -45,29 +51,33 @@ def evaluate_weights(
     ``.safetensors``, official ``.pth``) need ``model`` and, when not the dataset's, ``model_kwargs``.
     """
     path = Path(weights)
-    kwargs = yaml.safe_load(model_kwargs) if isinstance(model_kwargs, str) else dict(model_kwargs)
+    for name, value in (("img_size", img_size), ("batch_size", batch_size)):
+        if value is not None:
+            interval(1, integer=True).check(name, value)
+    state = _train_checkpoint(path)
+    out = output_directory(output)
+    kwargs = parse_yaml(model_kwargs, "--model-kwargs") if isinstance(model_kwargs, str) else model_kwargs
+    MAPPING.check("model_kwargs", kwargs)
     test_set = build_dataset(data, "test")
     arch = {"model_name": model, "num_classes": len(test_set.classes), "in_chans": test_set.channels, **kwargs}
     source: Any = path
-    state = _train_checkpoint(path)
     if state is not None:
         arch = {**state["arch"], **({"model_name": model} if model else {}), **kwargs}
         source = state["ema"] or state["model"]
-        img_size = img_size or state["config"]["img_size"]
+        img_size = state["config"]["img_size"] if img_size is None else img_size
         mean, std = state["normalization"]
     else:
         mean, std = dataset_mean_std(build_dataset(data, "train"))
     if arch["model_name"] is None:
         known = ", ".join(timm.list_models("litv2_*"))
         raise ValueError(f"{path} is not a training checkpoint: pass --model (one of {known})")
+    check_model(arch["model_name"])
     net = timm.create_model(**arch)
     load_official(net, source)
     test_set.transform = build_transform(train=False, img_size=img_size or 224, mean=mean, std=std)
     env = setup()
     net = net.to(env.device)
     result = evaluate(net, DataLoader(test_set, batch_size=batch_size), len(test_set.classes), env)
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
     plot_confusion(result.confusion, test_set.classes, out / "confusion.png")
     report = {
         "weights": str(path),

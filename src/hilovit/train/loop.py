@@ -25,11 +25,18 @@ from hilovit.models import save_safetensors
 from hilovit.speed import time_interleaved
 from hilovit.train import checkpoint as ckpt
 from hilovit.train import distributed as dist_env
-from hilovit.train.config import TrainConfig
+from hilovit.train.config import ConfigError, TrainConfig
 from hilovit.train.distributed import DistEnv
 from hilovit.train.metrics import Evaluation, SegmentationEvaluation, evaluate
 from hilovit.train.optim import build_loss, build_mixup, build_optimizer, build_scheduler
-from hilovit.train.report import log_scalars, plot_confusion, plot_curves, tensorboard_writer, write_history
+from hilovit.train.report import (
+    log_scalars,
+    output_directory,
+    plot_confusion,
+    plot_curves,
+    tensorboard_writer,
+    write_history,
+)
 from hilovit.train.sampler import ResumableSampler
 
 
@@ -88,6 +95,13 @@ def build_data(cfg: TrainConfig) -> TrainData:
     return data
 
 
+def check_model(name: str) -> None:
+    """ConfigError unless ``name`` is a model timm can build, listing hilovit's."""
+    if not timm.is_model(name):
+        known = ", ".join(timm.list_models("litv2_*") + timm.list_models("hilo3d_*"))
+        raise ConfigError(f"model {name!r} is not a registered timm model; hilovit's: {known}")
+
+
 def model_kwargs(cfg: TrainConfig, num_classes: int, channels: int) -> dict[str, Any]:
     """The ``timm.create_model`` arguments of the run; also what a resumed run must match."""
     kwargs = {"num_classes": num_classes, "in_chans": channels, **cfg.model_kwargs}
@@ -122,9 +136,12 @@ class Trainer:
     (``hilovit.train.tasks``): the loop, checkpoints, resume and reports stay the same.
     """
 
+    task = "classification"  # recorded in checkpoints: evaluation and resume refuse another task's
+
     def __init__(self, cfg: TrainConfig, env: DistEnv) -> None:
         self.cfg, self.env = cfg, env
-        self.out = Path(cfg.output)
+        check_model(cfg.model)
+        self.out = output_directory(cfg.output)
         self.data = self.build_data()
         self.world_batch = cfg.batch_size // env.world_size
         if self.world_batch * env.world_size != cfg.batch_size or self.world_batch % cfg.accum_steps:
@@ -199,6 +216,7 @@ class Trainer:
         ckpt.save_atomic(
             {
                 "format": ckpt.FORMAT,
+                "task": self.task,
                 "arch": self.arch,
                 "normalization": self.data.normalization,
                 "config": self.cfg.to_dict(),
@@ -220,6 +238,7 @@ class Trainer:
 
     def load(self, path: Path) -> None:
         state = ckpt.load_train_checkpoint(path)
+        ckpt.check_task(state, self.task, path)
         ckpt.check_architecture(state["arch"], self.arch, path)
         if state["world_size"] != self.env.world_size:
             raise ckpt.TrainCheckpointError(

@@ -14,6 +14,16 @@ from rich.table import Table
 from torch import Tensor
 
 
+def output_directory(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a directory, created when missing; a ValueError naming the file in the way when there is one."""
+    out = Path(path)
+    blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ValueError(f"output {out} must be a directory, but {blocking} is an existing file")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def write_history(history: Sequence[Mapping[str, float]], path: str | os.PathLike[str]) -> Path:
     """The per-epoch log as CSV, one column per key of the rows (rewritten whole, so a resumed run continues
     the same file)."""

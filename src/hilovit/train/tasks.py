@@ -14,12 +14,14 @@ progress, history and report are the Trainer's. Dataset options come from ``cfg.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 
 from hilovit.data.moving_fmnist import MovingFashionMNIST
-from hilovit.data.volumes import RandomCrops, WholeVolume, load_volume, split_by_region
+from hilovit.data.volumes import VOLUMES, RandomCrops, WholeVolume, load_volume, split_by_region
 from hilovit.train.config import ConfigError, TrainConfig
 from hilovit.train.loop import TrainData, Trainer
 from hilovit.train.metrics import SegmentationEvaluation, evaluate_segmentation
@@ -27,6 +29,7 @@ from hilovit.train.metrics import SegmentationEvaluation, evaluate_segmentation
 __all__ = ["TASK_TRAINERS", "VideoTrainer", "VolumeTrainer"]
 
 _UNNORMALISED = ((0.0,), (1.0,))  # inputs are already in [0, 1]
+_CROP_OPTIONS = ("crop", "crops_per_epoch", "val_fraction")  # VolumeTrainer's own data_kwargs
 
 
 def _refuse(cfg: TrainConfig, task: str, **disallowed: Any) -> None:
@@ -36,13 +39,29 @@ def _refuse(cfg: TrainConfig, task: str, **disallowed: Any) -> None:
             raise ConfigError(f"{key}={getattr(cfg, key)!r} is not supported for {task}; set {key}={off!r}")
 
 
+def _check_data_kwargs(options: dict[str, Any], known: Iterable[str], data: str) -> None:
+    """ConfigError naming the ``data_kwargs`` keys that ``data`` does not take, and the ones it does."""
+    known = tuple(known)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown data_kwargs key(s) {', '.join(unknown)} for {data}; known: {', '.join(known)}")
+
+
+def _keywords(function: Callable[..., Any], *taken: str) -> tuple[str, ...]:
+    """The parameters of ``function`` that data_kwargs may set: all but the ones ``taken`` from elsewhere."""
+    return tuple(name for name in inspect.signature(function).parameters if name not in taken)
+
+
 class VideoTrainer(Trainer):
     """Classify the motion of moving Fashion-MNIST clips ``(B, 1, T, S, S)``."""
+
+    task = "video"
 
     def build_data(self) -> TrainData:
         cfg = self.cfg
         _refuse(cfg, "video", channels_last=False, auto_augment=None, re_prob=0.0, color_jitter=0.0)
         options = dict(cfg.data_kwargs)
+        _check_data_kwargs(options, _keywords(MovingFashionMNIST, "split", "root", "clips"), "moving Fashion-MNIST")
         train = MovingFashionMNIST("train", cfg.data, clips=cfg.train_subset, **options)
         test = MovingFashionMNIST("test", cfg.data, clips=cfg.test_subset, **options)
         return TrainData(train, test, train.classes, train.channels, _UNNORMALISED)
@@ -55,14 +74,18 @@ class VideoTrainer(Trainer):
 class VolumeTrainer(Trainer):
     """Segment a labelled volume: random crops for training, the held-out slab for evaluation."""
 
+    task = "volume"
+
     def build_data(self) -> TrainData:
         cfg = self.cfg
         _refuse(cfg, "volumes", channels_last=False, mixup=0.0, cutmix=0.0, label_smoothing=0.0, train_subset=None)
-        options = dict(cfg.data_kwargs)
-        crop = tuple(options.pop("crop", (32, 32, 32)))
+        name, options = cfg.data or "mni152", dict(cfg.data_kwargs)
+        if name in VOLUMES:  # else load_volume names the known volumes
+            _check_data_kwargs(options, (*_CROP_OPTIONS, *_keywords(VOLUMES[name])), f"the {name} volume")
+        crop = options.pop("crop", (32, 32, 32))
         crops_per_epoch = options.pop("crops_per_epoch", 64)
         val_fraction = options.pop("val_fraction", 0.25)
-        train, val = split_by_region(load_volume(cfg.data or "mni152", **options), val_fraction)
+        train, val = split_by_region(load_volume(name, **options), val_fraction)
         crops = RandomCrops(train, crop, crops_per_epoch, flip=cfg.hflip)
         return TrainData(crops, WholeVolume(val), train.classes, 1, _UNNORMALISED)
 

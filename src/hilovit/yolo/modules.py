@@ -20,6 +20,7 @@ from ultralytics.nn.modules.block import Bottleneck, C2f, C3k
 from ultralytics.nn.modules.conv import Conv
 
 from hilovit.attention import HiLo2d
+from hilovit.dense.fpn import check_channels
 
 __all__ = ["C2HiLo", "C3k2HiLo", "HiLoBlock", "HiLoLayer", "default_heads"]
 
@@ -68,6 +69,7 @@ class HiLoLayer(nn.Module):
         self.ffn = ConvFFN(channels, int(channels * mlp_ratio))
 
     def forward(self, x: Tensor) -> Tensor:
+        check_channels(self, x, self.norm.num_features)  # not an attribute: see HiLoBlock.in_channels
         x = x + self.attn(self.norm(x))
         return x + self.ffn(x)
 
@@ -93,7 +95,17 @@ class HiLoBlock(nn.Module):
         self.proj = Conv(c1, c2, 1) if c1 != c2 else nn.Identity()
         self.m = nn.Sequential(*(HiLoLayer(c2, None, window_size, alpha, mlp_ratio) for _ in range(n)))
 
+    @property
+    def in_channels(self) -> int | None:
+        """``c1``, read from the layers rather than kept as an attribute, which the models that ultralytics pickled
+        before it was added would lack; None for a block without layers (``c1 == c2``, ``n == 0``)."""
+        if isinstance(self.proj, Conv):
+            return self.proj.conv.in_channels
+        return self.m[0].norm.num_features if len(self.m) else None
+
     def forward(self, x: Tensor) -> Tensor:
+        if self.in_channels is not None:
+            check_channels(self, x, self.in_channels)
         return self.m(self.proj(x))
 
 
