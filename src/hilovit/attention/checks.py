@@ -9,19 +9,14 @@ comparisons on shapes and dtypes: no device synchronisation, no copies, nothing 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
 
-__all__ = ["check_dtype", "check_int", "check_int_sequence", "check_number", "check_sizes", "dtype_name"]
+from hilovit.validation import Rule
 
-# The ranges check_number accepts, by how its messages write them; NaN lies in none.
-_RANGES: dict[str, Callable[[float], bool]] = {
-    "in [0, 1]": lambda v: 0 <= v <= 1,
-    "in [0, 1)": lambda v: 0 <= v < 1,
-    "> 0": lambda v: v > 0,
-}
+__all__ = ["check_dtype", "check_int", "check_int_sequence", "check_number", "check_sizes", "dtype_name"]
 
 
 def _is_int(value: object) -> bool:
@@ -51,13 +46,12 @@ def check_int_sequence(name: str, values: object, minimum: int) -> None:
         raise ValueError(f"{name} entries must be >= {minimum}, got {tuple(values)}")
 
 
-def check_number(name: str, value: object, expected: str) -> None:
-    """``value`` must be a real number (not a bool) in the range ``expected``: ``"in [0, 1]"``,
-    ``"in [0, 1)"`` or ``"> 0"``."""
+def check_number(name: str, value: object, rule: Rule) -> None:
+    """``value`` must be a real number (not a bool; TypeError) that ``rule`` accepts (ValueError), e.g.
+    :data:`hilovit.validation.PROBABILITY`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number {expected}, got {_described(value)}")
-    if not _RANGES[expected](value):
-        raise ValueError(f"{name} must be {expected}, got {value}")
+        raise TypeError(f"{name} must be a number {rule.expected}, got {_described(value)}")
+    rule.check(name, value)
 
 
 def check_sizes(owner: str, sizes: Mapping[str, object]) -> None:

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from hilovit.attention.checks import check_dtype, check_int, check_number, check_sizes
 from hilovit.cpu_inference import attention, linear
+from hilovit.validation import FRACTION, PROBABILITY
 
 __all__ = ["HiLoNd", "check_config"]
 
@@ -52,9 +53,9 @@ def check_config(
     if min(window) < 1:
         shown = window[0] if len(set(window)) == 1 else tuple(window)
         raise ValueError(f"{name} must be >= 1, got {shown}")
-    check_number("alpha (the Lo-Fi share of heads)", alpha, "in [0, 1]")
-    check_number("attn_drop", attn_drop, "in [0, 1)")
-    check_number("proj_drop", proj_drop, "in [0, 1)")
+    check_number("alpha (the Lo-Fi share of heads)", alpha, PROBABILITY)
+    check_number("attn_drop", attn_drop, FRACTION)
+    check_number("proj_drop", proj_drop, FRACTION)
 
 
 class HiLoNd(nn.Module):

@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from hilovit.data.datasets import DatasetNotFoundError, IdxDataset, build_dataset
-from hilovit.data.validation import each, interval, one_of
+from hilovit.validation import each, interval, one_of
 
 __all__ = ["MOTIONS", "MovingFashionMNIST"]
 

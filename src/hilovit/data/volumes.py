@@ -25,7 +25,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from hilovit.data.datasets import DatasetNotFoundError
-from hilovit.data.validation import each, interval
+from hilovit.validation import each, interval
 
 __all__ = [
     "VOLUMES",

@@ -41,6 +41,7 @@ from hilovit.attention.checks import check_dtype, check_int, check_int_sequence,
 from hilovit.cpu_inference import conv2d_act, default_group_bytes, image_groups, is_cpu_inference, linear
 from hilovit.models.checkpoints import check_state_dict, official_state_dict, read_checkpoint
 from hilovit.models.deform import DeformablePatchMerging
+from hilovit.validation import FRACTION, POSITIVE, PROBABILITY
 
 __all__ = [
     "ConvFFN",
@@ -285,12 +286,12 @@ def _check_architecture(
                 f"{name}={tuple(values)} has {len(values)} entries, expected one per stage "
                 f"({len(depths)}, as depths={tuple(depths)})"
             )
-    check_number("mlp_ratio", mlp_ratio, "> 0")
+    check_number("mlp_ratio", mlp_ratio, POSITIVE)
     if int(embed_dim * mlp_ratio) < 1:
         raise ValueError(f"mlp_ratio={mlp_ratio} leaves no ConvFFN hidden channels at embed_dim={embed_dim}")
-    check_number("alpha (the Lo-Fi share of heads)", alpha, "in [0, 1]")
+    check_number("alpha (the Lo-Fi share of heads)", alpha, PROBABILITY)
     for name, rate in rates.items():
-        check_number(name, rate, "in [0, 1)")
+        check_number(name, rate, FRACTION)
 
 
 def init_linear(module: nn.Module) -> None:

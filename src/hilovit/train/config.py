@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from hilovit.data.validation import MAPPING, Rule, each, interval, one_of
+from hilovit.validation import FRACTION, MAPPING, NON_NEGATIVE, POSITIVE, PROBABILITY, Rule, each, interval, one_of
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -99,11 +99,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-_PROBABILITY = interval(0, 1)
-_FRACTION = interval(0, 1, high_open=True)
 _AT_LEAST_ONE = interval(1)
-_NON_NEGATIVE = interval(0)
-_POSITIVE = interval(0, low_open=True)
 _SCALE = Rule(
     lambda v: each(interval(0, 1, low_open=True), length=2).accepts(v) and v[0] <= v[1],
     "[min, max] with 0 < min <= max <= 1",
@@ -111,34 +107,34 @@ _SCALE = Rule(
 
 #: The valid values of each field beyond its type (None, where the type allows it, is always valid).
 VALUE_RULES: dict[str, Rule] = {
-    "drop_path": _FRACTION,
+    "drop_path": FRACTION,
     "img_size": _AT_LEAST_ONE,
     "train_subset": _AT_LEAST_ONE,
     "test_subset": _AT_LEAST_ONE,
-    "workers": _NON_NEGATIVE,
+    "workers": NON_NEGATIVE,
     "scale": _SCALE,
-    "hflip": _PROBABILITY,
-    "color_jitter": _NON_NEGATIVE,
-    "re_prob": _PROBABILITY,
-    "mixup": _NON_NEGATIVE,
-    "cutmix": _NON_NEGATIVE,
-    "label_smoothing": _FRACTION,
+    "hflip": PROBABILITY,
+    "color_jitter": NON_NEGATIVE,
+    "re_prob": PROBABILITY,
+    "mixup": NON_NEGATIVE,
+    "cutmix": NON_NEGATIVE,
+    "label_smoothing": FRACTION,
     "epochs": _AT_LEAST_ONE,
     "batch_size": _AT_LEAST_ONE,
     "accum_steps": _AT_LEAST_ONE,
-    "lr": _POSITIVE,
-    "base_lr": _POSITIVE,
-    "min_lr": _NON_NEGATIVE,
-    "warmup_lr": _NON_NEGATIVE,
-    "warmup_epochs": _NON_NEGATIVE,
-    "weight_decay": _NON_NEGATIVE,
-    "clip_grad": _NON_NEGATIVE,  # 0: no clipping
-    "offset_lr_scale": _NON_NEGATIVE,
+    "lr": POSITIVE,
+    "base_lr": POSITIVE,
+    "min_lr": NON_NEGATIVE,
+    "warmup_lr": NON_NEGATIVE,
+    "warmup_epochs": NON_NEGATIVE,
+    "weight_decay": NON_NEGATIVE,
+    "clip_grad": NON_NEGATIVE,  # 0: no clipping
+    "offset_lr_scale": NON_NEGATIVE,
     "ema_decay": interval(0, 1, low_open=True, high_open=True),
     "precision": one_of(PRECISIONS),
-    "checkpoint_every": _NON_NEGATIVE,  # 0: at epoch ends only
+    "checkpoint_every": NON_NEGATIVE,  # 0: at epoch ends only
     "max_steps": _AT_LEAST_ONE,
-    "time_budget": _POSITIVE,
+    "time_budget": POSITIVE,
     "throughput_batch": _AT_LEAST_ONE,
 }
 

@@ -11,7 +11,6 @@ import timm
 from torch.utils.data import DataLoader
 
 from hilovit.data import build_dataset, build_transform, dataset_mean_std
-from hilovit.data.validation import MAPPING, interval
 from hilovit.models import load_official
 from hilovit.train.checkpoint import ForeignCheckpointError, check_task, load_train_checkpoint, require_file
 from hilovit.train.config import parse_yaml
@@ -19,6 +18,7 @@ from hilovit.train.distributed import setup
 from hilovit.train.loop import check_model
 from hilovit.train.metrics import evaluate
 from hilovit.train.report import output_directory, plot_confusion
+from hilovit.validation import MAPPING, interval
 
 
 def _train_checkpoint(path: Path) -> dict[str, Any] | None:

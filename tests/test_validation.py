@@ -1,6 +1,8 @@
+import numpy as np
 import pytest
 
-from hilovit.data.validation import MAPPING, each, interval, one_of
+from hilovit.attention.checks import check_number
+from hilovit.validation import FRACTION, MAPPING, POSITIVE, PROBABILITY, each, interval, one_of
 
 
 @pytest.mark.parametrize(
@@ -25,3 +27,16 @@ def test_rules_name_the_value_and_what_was_expected(rule, value, message):
 def test_rules_accept_valid_values():
     assert interval(0, 1).accepts(0) and interval(0, 1).accepts(1.0)
     assert each(interval(1, integer=True)).accepts((1, 2)) and one_of(("a",)).accepts("a") and MAPPING.accepts({})
+
+
+def test_numpy_scalars_are_numbers():
+    assert interval(1, integer=True).accepts(np.int64(3)) and not interval(integer=True).accepts(np.float32(3))
+    assert PROBABILITY.accepts(np.float32(0.5)) and not PROBABILITY.accepts(np.float64("nan"))
+
+
+def test_check_number_tells_a_wrong_kind_from_a_value_out_of_range():
+    with pytest.raises(TypeError, match=r"alpha must be a number in \[0, 1\], got '0.5' \(str\)"):
+        check_number("alpha", "0.5", PROBABILITY)
+    with pytest.raises(ValueError, match=r"drop must be in \[0, 1\), got 1"):
+        check_number("drop", 1, FRACTION)
+    check_number("ratio", np.float32(4.0), POSITIVE)

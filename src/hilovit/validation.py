@@ -1,13 +1,24 @@
-"""Rules for values a user passes (config keys, dataset options), with one message format for a bad one:
-``<name> must be <what is expected>, got <value>``."""
+"""Rules for values a user passes (layer and model arguments, config keys, dataset options), with one message
+format for a bad one: ``<name> must be <what is expected>, got <value>``."""
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MAPPING", "Rule", "each", "interval", "one_of"]
+__all__ = [
+    "FRACTION",
+    "MAPPING",
+    "NON_NEGATIVE",
+    "POSITIVE",
+    "PROBABILITY",
+    "Rule",
+    "each",
+    "interval",
+    "one_of",
+]
 
 
 @dataclass(frozen=True)
@@ -27,8 +38,8 @@ MAPPING = Rule(lambda value: isinstance(value, dict), "a mapping")
 
 
 def _is_number(value: Any, integer: bool) -> bool:
-    kinds = int if integer else (int, float)
-    return isinstance(value, kinds) and not isinstance(value, bool) and value == value  # NaN is no number
+    kind = numbers.Integral if integer else numbers.Real  # numpy's scalars too
+    return isinstance(value, kind) and not isinstance(value, bool) and value == value  # NaN is no number
 
 
 def _bounds(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
@@ -79,3 +90,9 @@ def each(rule: Rule, length: int | None = None) -> Rule:
 
     size = "a non-empty list" if length is None else f"a list of {length} items"
     return Rule(accepts, f"{size}, each {rule.expected}")
+
+
+PROBABILITY = interval(0, 1)
+FRACTION = interval(0, 1, high_open=True)  # a dropout or drop-path rate, label smoothing
+POSITIVE = interval(0, low_open=True)
+NON_NEGATIVE = interval(0)
