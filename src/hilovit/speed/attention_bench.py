@@ -6,7 +6,6 @@ input and is timed interleaved with the others (``hilovit.speed.time_interleaved
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -23,12 +22,10 @@ from hilovit.attention.baselines import (
     WindowAttention,
 )
 from hilovit.attention.hilo import HiLo
-from hilovit.speed.breakdown import breakdown_sweep
-from hilovit.speed.environment import environment, fixed_threads
 from hilovit.speed.export import Report
 from hilovit.speed.measure import DTYPES, MODES, Case, Point, Row, autocast_runner, by_point, parameter_count
 from hilovit.speed.report import describe
-from hilovit.speed.sweep import run_sweep, sweep_points
+from hilovit.speed.sweep import sweep_report
 
 # name -> (label, builder(settings)); HiLo, one candidate per alpha, is built by build_mechanisms.
 PEERS: dict[str, tuple[str, Callable[[AttentionSettings], nn.Module]]] = {
@@ -136,24 +133,7 @@ def bench_attention(settings: AttentionSettings, console: Console | None = None)
     """Measure every mechanism at every (mode, batch, size) point of `settings`."""
     device, dtype = torch.device(settings.device), DTYPES[settings.dtype]
     layers = {name: (label, layer.to(device)) for name, (label, layer) in build_mechanisms(settings).items()}
-    points = sweep_points(settings.modes, settings.batches, settings.sizes)
-
-    def build_cases(point: Point) -> list[Case]:
-        return attention_cases(layers, settings.dim, point, device, dtype)
-
-    with fixed_threads(settings.threads):
-        env = environment(device, dtype)
-        rows = run_sweep(
-            points,
-            build_cases,
-            device=device,
-            baseline=settings.baseline,
-            warmup=settings.warmup,
-            repeats=settings.repeats,
-            console=console,
-        )
-        breakdowns = breakdown_sweep(points, build_cases, device) if settings.breakdown else []
-    return Report(rows, env, dataclasses.asdict(settings), breakdowns)
+    return sweep_report(settings, lambda point: attention_cases(layers, settings.dim, point, device, dtype), console)
 
 
 def hilo_summary(rows: Sequence[Row]) -> list[str]:

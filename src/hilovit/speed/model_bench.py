@@ -6,7 +6,6 @@ Nothing is downloaded: every model is built with random weights. FLOPs are the p
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -17,11 +16,9 @@ from rich.console import Console
 from torch import nn
 
 import hilovit.models  # noqa: F401  (registers the litv2_* models with timm)
-from hilovit.speed.breakdown import breakdown_sweep
-from hilovit.speed.environment import environment, fixed_threads
 from hilovit.speed.export import Report
 from hilovit.speed.measure import DTYPES, MODES, Case, Point, autocast_runner, parameter_count
-from hilovit.speed.sweep import run_sweep, sweep_points
+from hilovit.speed.sweep import sweep_report
 
 MODEL_SETS = {
     "s": ("litv2_s", "swin_tiny_patch4_window7_224", "pvt_v2_b2", "convnext_tiny", "resnet50"),
@@ -152,21 +149,6 @@ def bench_models(
         if settings.channels_last:
             model = model.to(memory_format=torch.channels_last)
         ready[name] = (label, model, torch.compile(model) if settings.compile else model)
-    points = sweep_points(settings.modes, settings.batches, settings.sizes)
-
-    def build_cases(point: Point) -> list[Case]:
-        return model_cases(ready, point, device, dtype, settings.channels_last)
-
-    with fixed_threads(settings.threads):
-        env = environment(device, dtype)
-        rows = run_sweep(
-            points,
-            build_cases,
-            device=device,
-            baseline=settings.baseline,
-            warmup=settings.warmup,
-            repeats=settings.repeats,
-            console=console,
-        )
-        breakdowns = breakdown_sweep(points, build_cases, device) if settings.breakdown else []
-    return Report(rows, env, dataclasses.asdict(settings), breakdowns)
+    return sweep_report(
+        settings, lambda point: model_cases(ready, point, device, dtype, settings.channels_last), console
+    )

@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hilovit.speed.measure import Case, Point, Row, measure_point
+from hilovit.speed.breakdown import breakdown_sweep
+from hilovit.speed.environment import environment, fixed_threads
+from hilovit.speed.export import Report
+from hilovit.speed.measure import DTYPES, Case, Point, Row, measure_point
+
+
+class SweepSettings(Protocol):
+    """What :func:`sweep_report` reads of a benchmark's settings (a dataclass)."""
+
+    __dataclass_fields__: dict[str, Any]
+    modes: tuple[str, ...]
+    batches: tuple[int, ...]
+    sizes: tuple[int, ...]
+    baseline: str
+    device: str
+    dtype: str
+    threads: int | None
+    warmup: int
+    repeats: int
+    breakdown: bool
 
 
 def sweep_points(modes: Sequence[str], batches: Sequence[int], sizes: Sequence[int]) -> list[Point]:
@@ -44,3 +65,25 @@ def run_sweep(
             rows += measure_point(point, cases, device=device, baseline=baseline, warmup=warmup, repeats=repeats)
             progress.advance(task)
     return rows
+
+
+def sweep_report(
+    settings: SweepSettings, build_cases: Callable[[Point], Sequence[Case]], console: Console | None = None
+) -> Report:
+    """Every point of ``settings`` measured with ``settings.threads`` intra-op threads (and, when
+    ``settings.breakdown``, profiled afterwards), with the environment it ran in."""
+    device = torch.device(settings.device)
+    points = sweep_points(settings.modes, settings.batches, settings.sizes)
+    with fixed_threads(settings.threads):
+        env = environment(device, DTYPES[settings.dtype])
+        rows = run_sweep(
+            points,
+            build_cases,
+            device=device,
+            baseline=settings.baseline,
+            warmup=settings.warmup,
+            repeats=settings.repeats,
+            console=console,
+        )
+        breakdowns = breakdown_sweep(points, build_cases, device) if settings.breakdown else []
+    return Report(rows, env, dataclasses.asdict(settings), breakdowns)
