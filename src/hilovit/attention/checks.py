@@ -56,14 +56,15 @@ def check_number(name: str, value: object, rule: Rule) -> None:
 
 def check_sizes(owner: str, sizes: Mapping[str, object]) -> None:
     """Spatial sizes (e.g. ``{"H": H, "W": W}``) must be ints ``>= 1``; ``owner`` names the caller."""
+    if all(map(_is_int, sizes.values())) and all(value >= 1 for value in sizes.values()):
+        return  # the every-forward case: no message is built
     names = list(sizes)
     shown = ", ".join(f"{name}={value!r}" for name, value in sizes.items())
     if not all(map(_is_int, sizes.values())):
         listed = f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else names[0]
         kinds = ", ".join(type(value).__name__ for value in sizes.values())
         raise TypeError(f"{owner}: {listed} must be ints, got {shown} ({kinds})")
-    if any(value < 1 for value in sizes.values()):
-        raise ValueError(f"{owner} needs {', '.join(names)} >= 1, got {shown}")
+    raise ValueError(f"{owner} needs {', '.join(names)} >= 1, got {shown}")
 
 
 def dtype_name(dtype: torch.dtype) -> str:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from numbers import Integral
 from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from hilovit.validation import each, interval
 
 # fp32 exports must match eager PyTorch to this maximum absolute difference.
 DEFAULT_TOLERANCE = 1e-4
@@ -118,11 +119,8 @@ def measure_parity(
     return ParityReport(model_name, runtime, tolerance, tuple(checks))
 
 
-def _is_size(size: object) -> bool:
-    """Whether ``size`` is a ``(height, width)`` pair of ints >= 2 (the least a dynamic side may be)."""
-    if isinstance(size, str) or not isinstance(size, Sequence) or len(size) != 2:
-        return False
-    return all(isinstance(side, Integral) and not isinstance(side, bool) and side >= 2 for side in size)
+# A (height, width) pair of ints >= 2, the least a dynamic side may be.
+_SIZE = each(interval(2, integer=True), length=2)
 
 
 def check_sizes(sizes: Sequence[tuple[int, int]] | None) -> None:
@@ -135,7 +133,7 @@ def check_sizes(sizes: Sequence[tuple[int, int]] | None) -> None:
             "e.g. [(224, 224), (97, 131)]"
         )
     for size in sizes:
-        if not _is_size(size):
+        if not _SIZE.accepts(size):
             raise ValueError(f"sizes={sizes!r}: entry {size!r} is not a (height, width) pair of ints >= 2")
 
 
