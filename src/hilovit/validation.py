@@ -3,6 +3,7 @@ format for a bad one: ``<name> must be <what is expected>, got <value>``."""
 
 from __future__ import annotations
 
+import difflib
 import numbers
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ __all__ = [
     "PROBABILITY",
     "Rule",
     "each",
+    "unknown_name",
     "interval",
     "one_of",
 ]
@@ -96,3 +98,12 @@ PROBABILITY = interval(0, 1)
 FRACTION = interval(0, 1, high_open=True)  # a dropout or drop-path rate, label smoothing
 POSITIVE = interval(0, low_open=True)
 NON_NEGATIVE = interval(0)
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str]) -> str:
+    """The message for a name that is not one of ``known``: ``unknown <kind> 'nmae' (did you mean 'name'?);
+    known: ...`` (the close matches first, then every known name)."""
+    options = sorted(known)
+    close = difflib.get_close_matches(name, options, n=3, cutoff=0.6)
+    hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+    return f"unknown {kind} {name!r}{hint}; known: {', '.join(options)}"
