@@ -72,7 +72,8 @@ def argument_type(kind: Callable[[str], Any], rule: Rule) -> Callable[[str], Any
 
 POSITIVE_INT = argument_type(int, interval(1, integer=True))
 NON_NEGATIVE_INT = argument_type(int, interval(0, integer=True))
-POSITIVE_SECONDS = argument_type(float, Rule(lambda v: POSITIVE.accepts(v) and v != float("inf"), "a finite number > 0"))
+FINITE_POSITIVE = Rule(lambda value: POSITIVE.accepts(value) and value != float("inf"), "a finite number > 0")
+POSITIVE_SECONDS = argument_type(float, FINITE_POSITIVE)
 NON_NEGATIVE_FLOAT = argument_type(float, NON_NEGATIVE)
 
 

@@ -17,9 +17,9 @@ __all__ = [
     "PROBABILITY",
     "Rule",
     "each",
-    "unknown_name",
     "interval",
     "one_of",
+    "unknown_name",
 ]
 
 
