@@ -17,14 +17,15 @@ Example:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 from pathlib import Path
 
 from rich.console import Console
 
-from hilovit.dense.engine import DenseConfig, DenseTrainer
 from hilovit.speed import environment, fixed_threads, results_table
+from hilovit.train import load_config, train
 
 MIN_BASELINE_AP = 1.0  # below this the plain FPN has learnt nothing yet, and a ratio to it means nothing
 RUNS = (("scenes", "plain"), ("scenes", "hilo"), ("treecrowns", "plain"), ("treecrowns", "hilo"))
@@ -46,29 +47,32 @@ def main() -> None:
     with fixed_threads(args.threads), tempfile.TemporaryDirectory() as cache:
         os.environ["HILOVIT_CACHE"] = cache
         for data, fpn in RUNS:
-            cfg = DenseConfig(
-                model=args.model,
-                fpn=fpn,
-                data=data,
-                img_size=args.scene_size if data == "scenes" else args.tile_size,
-                scene_images=tuple(args.scene_images),
-                epochs=10**6,
-                budget_s=args.budget_s,
-                batch_size=args.batch_size,
-                lr=args.lr,
-                output=str(Path(cache) / f"{data}_{fpn}"),
-                progress=False,
-            )
-            report = DenseTrainer(cfg).fit()
-            metrics = report["metrics"]
+            size = args.scene_size if data == "scenes" else args.tile_size
+            settings = {
+                "model": args.model,
+                "fpn": fpn,
+                "data": data,
+                "img_size": size,
+                "scene_images": list(args.scene_images),
+                "epochs": 10**6,
+                "time_budget": args.budget_s,
+                "batch_size": args.batch_size,
+                "lr": args.lr,
+                "output": str(Path(cache) / f"{data}_{fpn}"),
+                "progress": False,
+            }
+            overrides = [f"{key}={json.dumps(value)}" for key, value in settings.items()]
+            cfg = load_config("retinanet_litv2_nano_scenes", overrides)
+            result = train(cfg)
+            metrics = result.evaluation.metrics
             baseline.setdefault(data, metrics["AP"])
             ratio = f"{metrics['AP'] / baseline[data]:.2f}x" if baseline[data] >= MIN_BASELINE_AP else "n/a"
             rows.append(
                 [
                     f"{data}: {fpn} FPN",
                     f"{cfg.img_size}",
-                    f"{report['train_time_s']:.0f}",
-                    f"{report['steps']}",
+                    f"{result.train_time_s:.0f}",
+                    f"{result.steps}",
                     *(f"{metrics[k]:.1f}" for k in ("AP", "AP50", "AP75")),
                     ratio,
                 ]

@@ -100,16 +100,14 @@ def attention_rows(args: argparse.Namespace) -> list[list[str]]:
 
 def dice_rows(budget: float, output: Path) -> list[list[str]]:
     from hilovit.train import load_config, train
-    from hilovit.train.task_commands import CONFIGS
-    from hilovit.train.tasks import VolumeTrainer
 
     table = []
     for mixer in ("hilo", "window", "conv"):
         cfg = load_config(
-            CONFIGS / "hilo3d_unet_mni152.yaml",
+            "hilo3d_unet_mni152",
             [f"model_kwargs={{mixer: {mixer}}}", f"time_budget={budget}", f"output={output / mixer}", "progress=false"],
         )
-        result = train(cfg, VolumeTrainer)
+        result = train(cfg)
         scores = result.evaluation.scalars()
         figures = (scores["test_dice"], scores["test_dice_1"], scores["test_dice_2"])
         table.append(

@@ -34,7 +34,7 @@ def tiny(idx_data, tmp_path):
 
     def make(*overrides):
         return load_config(
-            "configs/litv2_nano_fmnist.yaml",
+            "litv2_nano_fmnist",
             [
                 f"data={idx_data}",
                 f"img_size={SIZE}",

@@ -5,8 +5,8 @@ import torch
 
 from hilovit.train import TrainCheckpointError, train
 from hilovit.train.checkpoint import FORMAT, ForeignCheckpointError, load_train_checkpoint, save_atomic
+from hilovit.train.commands import evaluate_checkpoint
 from hilovit.train.evaluation import evaluate_weights
-from hilovit.train.task_commands import evaluate_checkpoint
 
 
 class Payload:
@@ -25,8 +25,11 @@ def test_truncated_checkpoint_is_called_corrupt(tmp_path, size):
     whole, cut = tmp_path / "whole.pt", tmp_path / "last.pt"
     torch.save({"format": FORMAT, "model": {"w": torch.zeros(64, 64)}}, whole)
     cut.write_bytes(whole.read_bytes()[:size])
-    with pytest.raises(TrainCheckpointError, match=r"checkpoint .*last\.pt is corrupt or truncated: \S"):
-        evaluate_weights(cut, output=tmp_path / "eval")
+    with pytest.raises(
+        TrainCheckpointError,
+        match=r"last\.pt is (corrupt or truncated: \S|not a training checkpoint: it is an empty file)",
+    ):
+        load_train_checkpoint(cut)
 
 
 def test_checkpoints_are_read_without_running_pickled_code(tmp_path):
@@ -59,13 +62,22 @@ def test_checkpoint_records_its_task_and_other_tasks_refuse_it(tiny, tmp_path):
     assert state["task"] == "classification"
     message = r"last\.pt is a classification checkpoint \(model litv2_nano\), not a volume one; .*`hilovit eval`"
     with pytest.raises(TrainCheckpointError, match=message):
-        evaluate_checkpoint("volume", run / "last.pt", tmp_path / "eval")
+        evaluate_checkpoint(run / "last.pt", "volume", tmp_path / "eval")
 
 
 def test_checkpoints_from_before_tasks_were_recorded_get_theirs_from_the_model(tmp_path):
     path = tmp_path / "last.pt"
     save_atomic({"format": FORMAT, "arch": {"model_name": "hilo3d_unet_nano"}}, path)
     with pytest.raises(TrainCheckpointError, match=r"a volume checkpoint \(model hilo3d_unet_nano\), not a video one"):
-        evaluate_checkpoint("video", path, tmp_path / "eval")
+        evaluate_checkpoint(path, "video", tmp_path / "eval")
     with pytest.raises(TrainCheckpointError, match=r"not a classification one; .*`hilovit volume eval`"):
-        evaluate_weights(path, output=tmp_path / "eval")
+        evaluate_checkpoint(path, "classification", tmp_path / "eval")
+
+
+def test_a_text_file_is_not_taken_for_a_checkpoint(tmp_path):
+    text = tmp_path / "notes.pt"
+    text.write_text("hello\n")
+    with pytest.raises(
+        TrainCheckpointError, match=r"notes\.pt is not a training checkpoint: it is a file that starts with b'hell'"
+    ):
+        evaluate_checkpoint(text, "detect", tmp_path / "eval")

@@ -1,21 +1,20 @@
 import dataclasses
-from pathlib import Path
 
 import pytest
 
 from hilovit.train import ConfigError, TrainConfig, load_config
-from hilovit.train.config import VALUE_RULES
+from hilovit.train.config import VALUE_RULES, bundled_recipes
 
 
 def test_paper_recipe_loads():
-    cfg = load_config("configs/litv2_imagenet.yaml")
+    cfg = load_config("litv2_imagenet")
     assert (cfg.opt, cfg.weight_decay, cfg.warmup_epochs, cfg.epochs, cfg.clip_grad) == ("adamw", 0.05, 20, 300, 5.0)
     assert (cfg.mixup, cfg.cutmix, cfg.label_smoothing, cfg.re_prob, cfg.offset_lr_scale) == (0.8, 1.0, 0.1, 0.25, 0.01)
     assert cfg.peak_lr == pytest.approx(5e-4 * 1024 / 512)
 
 
 def test_overrides_are_parsed_as_yaml_and_merge_model_kwargs():
-    cfg = load_config("configs/litv2_nano_fmnist.yaml", ["lr=1e-3", "scale=[0.5, 1]", "model_kwargs={alpha: 0.5}"])
+    cfg = load_config("litv2_nano_fmnist", ["lr=1e-3", "scale=[0.5, 1]", "model_kwargs={alpha: 0.5}"])
     assert cfg.peak_lr == 1e-3 and cfg.scale == [0.5, 1]
     assert cfg.model_kwargs == {"patch_size": 2, "alpha": 0.5}
 
@@ -61,16 +60,22 @@ def test_unknown_key_in_recipe(tmp_path):
         ("max_steps=0", "max_steps must be >= 1, got 0"),
         ("max_steps=-1", "max_steps must be >= 1, got -1"),
         ("model_kwargs=[1]", "model_kwargs must be a mapping, got"),
+        ("time_budget=.inf", "time_budget must be a finite number > 0, got inf"),
+        ("checkpoint_minutes=0", "checkpoint_minutes must be a finite number > 0, got 0"),
+        ("task=painting", "task must be one of"),
+        ("scene_images=[4]", "scene_images must be"),
     ],
 )
 def test_bad_values_name_the_key_the_value_and_what_is_valid(override, message):
     with pytest.raises(ConfigError, match=message):
-        load_config("configs/litv2_nano_fmnist.yaml", [override])
+        load_config("litv2_nano_fmnist", [override])
 
 
 def test_every_value_rule_is_a_field_and_every_recipe_passes():
     assert set(VALUE_RULES) <= {f.name for f in dataclasses.fields(TrainConfig)}
-    for recipe in Path("configs").glob("*.yaml"):
+    recipes = bundled_recipes()
+    assert {"litv2_nano_fmnist", "retinanet_litv2_nano_scenes", "hilo3d_unet_mni152"} <= set(recipes)
+    for recipe in recipes:
         load_config(recipe)
 
 

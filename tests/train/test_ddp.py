@@ -30,7 +30,8 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tiny, tm
         "--standalone",
         "--nproc_per_node=2",
         "-m",
-        "hilovit.train",
+        "hilovit",
+        "train",
         *overrides,
         f"output={tmp_path / 'ddp'}",
     ]

@@ -8,7 +8,7 @@ from hilovit.train.optim import build_optimizer, build_scheduler
 
 def test_offset_convs_get_a_hundredth_of_the_learning_rate_and_no_decay_on_norms():
     model = timm.create_model("litv2_nano", num_classes=4, in_chans=1, patch_size=2)
-    cfg = load_config("configs/litv2_nano_fmnist.yaml", ["warmup_epochs=0", "lr=1e-3"])
+    cfg = load_config("litv2_nano_fmnist", ["warmup_epochs=0", "lr=1e-3"])
     optimizer = build_optimizer(model, cfg)
     build_scheduler(optimizer, cfg, updates_per_epoch=10)
     offsets = {id(p) for n, p in model.named_parameters() if ".dconv.conv_offset." in n}

@@ -42,7 +42,9 @@ def test_time_budget_stops_cleanly_and_evaluates(tiny):
 def test_corrupt_checkpoint_is_named(tiny, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(TrainCheckpointError, match=r"bad\.pt is corrupt"):
+    with pytest.raises(
+        TrainCheckpointError, match=r"bad\.pt is not a training checkpoint: it is a file that starts with"
+    ):
         Trainer(tiny(f"resume={bad}"), setup("cpu"))
 
 

@@ -5,8 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 from hilovit.train import ConfigError, load_config, train
-from hilovit.train.task_commands import CONFIGS, evaluate_checkpoint
-from hilovit.train.tasks import VideoTrainer, VolumeTrainer
+from hilovit.train.commands import evaluate_checkpoint
 
 VOLUME = [
     "data=nuclei",
@@ -33,20 +32,20 @@ VIDEO = [
 
 
 def _config(recipe, options, tmp_path, *extra):
-    return load_config(CONFIGS / recipe, [*options, f"output={tmp_path}", *extra])
+    return load_config(recipe, [*options, f"output={tmp_path}", *extra])
 
 
 def test_volume_loss_falls_and_resume_ends_with_the_same_weights(tmp_path):
-    whole = train(_config("hilo3d_unet_mni152.yaml", VOLUME, tmp_path / "whole"), VolumeTrainer)
+    whole = train(_config("hilo3d_unet_mni152", VOLUME, tmp_path / "whole"))
     losses = [row["train_loss"] for row in whole_history(tmp_path / "whole")]
     assert losses[-1] < losses[0]
     cut = tmp_path / "cut"
-    assert train(_config("hilo3d_unet_mni152.yaml", VOLUME, cut, "max_steps=3"), VolumeTrainer).steps == 3
-    resumed = train(_config("hilo3d_unet_mni152.yaml", VOLUME, cut, f"resume={cut / 'last.pt'}"), VolumeTrainer)
+    assert train(_config("hilo3d_unet_mni152", VOLUME, cut, "max_steps=3")).steps == 3
+    resumed = train(_config("hilo3d_unet_mni152", VOLUME, cut, f"resume={cut / 'last.pt'}"))
     assert resumed.steps == whole.steps == 16
     reference, result = load_file(tmp_path / "whole" / "model.safetensors"), load_file(cut / "model.safetensors")
     assert all(torch.equal(reference[k], result[k]) for k in reference)
-    report = evaluate_checkpoint("volume", cut / "last.pt", tmp_path / "eval")
+    report = evaluate_checkpoint(cut / "last.pt", "volume", tmp_path / "eval")
     assert report["test_dice"] == pytest.approx(resumed.evaluation.scalars()["test_dice"], abs=1e-4)
     assert {"test_dice_0", "test_dice_1", "test_acc"} <= report.keys()
 
@@ -58,7 +57,7 @@ def whole_history(run_dir):
 
 
 def test_video_loss_falls(tmp_path):
-    result = train(_config("hilo3d_video_mfmnist.yaml", VIDEO, tmp_path), VideoTrainer)
+    result = train(_config("hilo3d_video_mfmnist", VIDEO, tmp_path))
     losses = [row["train_loss"] for row in whole_history(tmp_path)]
     assert losses[-1] < losses[0] and result.steps == 12
     assert result.evaluation.count == 18
@@ -66,17 +65,16 @@ def test_video_loss_falls(tmp_path):
 
 def test_volume_refuses_classification_only_options(tmp_path):
     with pytest.raises(ConfigError, match=r"mixup=0\.8 is not supported for volumes"):
-        train(_config("hilo3d_unet_mni152.yaml", VOLUME, tmp_path, "mixup=0.8"), VolumeTrainer)
+        train(_config("hilo3d_unet_mni152", VOLUME, tmp_path, "mixup=0.8"))
 
 
 @pytest.mark.parametrize(
     ("recipe", "options", "message"),
     [
-        ("hilo3d_video_mfmnist.yaml", VIDEO, "unknown data_kwargs key.* fps for moving Fashion-MNIST; known: frames"),
-        ("hilo3d_unet_mni152.yaml", VOLUME, "unknown data_kwargs key.* fps for the nuclei volume; known: crop"),
+        ("hilo3d_video_mfmnist", VIDEO, "unknown data_kwargs key.* fps for moving Fashion-MNIST; known: frames"),
+        ("hilo3d_unet_mni152", VOLUME, "unknown data_kwargs key.* fps for the nuclei volume; known: crop"),
     ],
 )
 def test_unknown_data_options_are_named(recipe, options, message, tmp_path):
-    trainer = VideoTrainer if "video" in recipe else VolumeTrainer
     with pytest.raises(ConfigError, match=message):
-        train(_config(recipe, options, tmp_path, "data_kwargs={fps: 3}"), trainer)
+        train(_config(recipe, options, tmp_path, "data_kwargs={fps: 3}"))

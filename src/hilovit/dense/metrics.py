@@ -9,13 +9,14 @@ import contextlib
 import io
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from hilovit.train.metrics import confusion_counts
+from hilovit.train.metrics import ConfusionEvaluation, confusion_counts
 
 COCO_STATS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 IOU_TYPES = ("bbox", "segm")
@@ -91,3 +92,28 @@ def segmentation_scores(confusion: Tensor) -> dict[str, Any]:
         "pixel_accuracy": 100 * float(hits.sum() / total) if total else math.nan,
         "IoU": [100 * float(v) for v in iou],
     }
+
+
+@dataclass(frozen=True)
+class DetectionEvaluation:
+    """COCO figures of a detector (:data:`COCO_STATS`, in %, masks' prefixed ``mask_``)."""
+
+    metrics: dict[str, float]
+    headline: ClassVar[str] = "AP"
+    confusion: ClassVar[None] = None
+
+    def scalars(self) -> dict[str, float]:
+        """AP, AP50 and AP75 of the boxes (and of the masks, for Mask R-CNN); there is no test loss."""
+        shown = ("AP", "AP50", "AP75", "mask_AP", "mask_AP50", "mask_AP75")
+        return {"test_loss": math.nan} | {key: self.metrics[key] for key in shown if key in self.metrics}
+
+
+@dataclass(frozen=True)
+class SemanticEvaluation(ConfusionEvaluation):
+    """Pixel loss and confusion of a semantic segmenter; mIoU and pixel accuracy derive from the confusion."""
+
+    headline: ClassVar[str] = "mIoU"
+
+    def scalars(self) -> dict[str, float]:
+        scores = segmentation_scores(self.confusion)
+        return {"test_loss": self.loss, "mIoU": scores["mIoU"], "pixel_accuracy": scores["pixel_accuracy"]}

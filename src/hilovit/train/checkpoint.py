@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import tempfile
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from hilovit.models.checkpoints import NUMPY_STATE_GLOBALS, write_atomically
 
 FORMAT = "hilovit-train-v1"
 
@@ -19,13 +21,14 @@ class TrainCheckpointError(RuntimeError):
     """A training checkpoint that cannot be read or does not belong to this run."""
 
 
+class CheckpointWriteError(TrainCheckpointError):
+    """A checkpoint could not be written (a full disk, say); the previous one is left as it was."""
+
+
 class ForeignCheckpointError(TrainCheckpointError):
     """A readable torch file that is not a hilovit training checkpoint (other weights, say)."""
 
 
-# Besides tensors and plain containers, a checkpoint holds numpy's random state (an ndarray): what
-# ``torch.load(weights_only=True)`` needs to rebuild it and nothing more.
-_NUMPY_GLOBALS = [np.ndarray.__reduce__(np.zeros(0))[0], np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 # Where checkpoints written before the task was recorded came from: their model names it.
 _LEGACY_TASKS = {"hilo3d_unet": "volume", "hilo3d_video": "video"}
 EVAL_COMMANDS = {
@@ -54,20 +57,24 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """``torch.save`` to a temporary file next to ``path``, then ``os.replace``: never a half-written file."""
+    """``torch.save`` ``obj`` to ``path`` through :func:`~hilovit.models.checkpoints.write_atomically`: never a
+    half-written file.
+
+    Raises:
+        CheckpointWriteError: the file could not be written (no space left, say); ``path`` is unchanged.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(obj, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return write_atomically(path, lambda temporary: torch.save(obj, temporary))
+    except (OSError, RuntimeError) as error:  # torch.save reports a failed write (e.g. a full disk) as RuntimeError
+        if isinstance(error, OSError):
+            reason = error.strerror or str(error)
+        else:
+            free = shutil.disk_usage(path.parent).free // 2**20
+            reason = f"{_first_line(error)} ({free} MiB free on its disk)"
+        kept = "the previous checkpoint is unchanged" if path.exists() else "no earlier checkpoint exists"
+        raise CheckpointWriteError(f"could not write checkpoint {path}: {reason}; {kept}") from error
 
 
 def _first_line(error: BaseException) -> str:
@@ -95,8 +102,13 @@ def load_train_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             :class:`ForeignCheckpointError` when it is a readable torch file of another kind.
     """
     path = require_file(path)
+    with path.open("rb") as stream:
+        head = stream.read(4)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip, or a legacy pickle
+        shown = "an empty file" if not head else f"a file that starts with {head!r}"
+        raise TrainCheckpointError(f"{path} is not a training checkpoint: it is {shown}; expected last.pt of a run")
     try:
-        with torch.serialization.safe_globals(_NUMPY_GLOBALS):
+        with torch.serialization.safe_globals(NUMPY_STATE_GLOBALS):
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         reason = _first_line(error)
@@ -111,6 +123,14 @@ def load_train_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{path} is not a hilovit training checkpoint: format {found!r}, expected {FORMAT!r}"
         )
     return state
+
+
+def trained_weights(state: dict[str, Any]) -> dict[str, Any]:
+    """The state dict a training checkpoint's model is evaluated with: its EMA weights when the run kept an
+    average (as :attr:`~hilovit.train.loop.Trainer.eval_model`), else its weights."""
+    if state.get("ema") is None:
+        return state["model"]
+    return {key.removeprefix("module."): value for key, value in state["ema"].items()}
 
 
 def checkpoint_task(state: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ import types
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ import yaml
 from hilovit.validation import FRACTION, MAPPING, NON_NEGATIVE, POSITIVE, PROBABILITY, Rule, each, interval, one_of
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+TASKS = ("classification", "video", "volume", "detect", "segment")
+FPNS = ("plain", "hilo")
 
 
 class ConfigError(ValueError):
@@ -24,16 +27,36 @@ class ConfigError(ValueError):
 
 @dataclass
 class TrainConfig:
-    """Every knob of a classification run; the defaults are the paper's ImageNet recipe (LITv2, DeiT-style).
+    """Every knob of a run of any task; the defaults are the paper's ImageNet classification recipe (LITv2,
+    DeiT-style), the bundled recipes (:func:`bundled_recipes`) set the other tasks' values.
+
+    ``task`` picks the trainer (:data:`TASKS`): ``classification``, ``video``, ``volume``, ``detect``
+    (RetinaNet / Faster / Mask R-CNN) or ``segment`` (Semantic FPN). ``fpn`` (``plain`` or ``hilo``),
+    ``hilo_head`` (RetinaNet only) and ``scene_images`` (train and validation canvases of the generated
+    Fashion-MNIST scenes) are the dense tasks' options.
 
     ``batch_size`` is the global batch of one optimizer step (all processes, all accumulation micro-batches);
     the learning rate is ``lr`` when given, else ``base_lr * batch_size / 512``.
+
+    Checkpoints (``output/last.pt``, written atomically; a crash while writing keeps the previous one) are saved
+    at every epoch end, when the run stops, every ``checkpoint_every`` optimizer steps (0: off) and every
+    ``checkpoint_minutes`` minutes of wall-clock time (null: off; default 10), and on SIGINT / SIGTERM, after
+    which the run exits 0 and prints the command that resumes it. A run refuses to write into a non-empty
+    ``output`` unless ``exist_ok`` or ``resume`` is set. A non-finite loss stops the run before the optimizer
+    step, keeping the last checkpoint.
+
+    Reproducibility: a run bounded by ``epochs`` or ``max_steps`` resumed from any checkpoint ends with the same
+    weights as an uninterrupted run (same number of processes). A run bounded by ``time_budget`` is not
+    deterministic: where it stops, and its learning-rate schedule, depend on the machine's speed.
     """
 
+    task: str = "classification"
     # model
     model: str = "litv2_s"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     drop_path: float | None = None
+    fpn: str = "plain"
+    hilo_head: bool = False
     # data
     data: str | None = None
     data_kwargs: dict[str, Any] = field(default_factory=dict)  # options of the video/volume datasets
@@ -41,6 +64,7 @@ class TrainConfig:
     train_subset: int | None = None
     test_subset: int | None = None
     workers: int = 0
+    scene_images: list[int] = field(default_factory=lambda: [1000, 100])
     # augmentation and regularisation
     scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
     hflip: float = 0.5
@@ -74,8 +98,10 @@ class TrainConfig:
     seed: int = 0
     # run control and outputs
     output: str = "runs/train"
+    exist_ok: bool = False
     resume: str | None = None
     checkpoint_every: int = 0
+    checkpoint_minutes: float | None = 10.0
     max_steps: int | None = None
     time_budget: float | None = None
     progress: bool = True
@@ -100,6 +126,7 @@ class TrainConfig:
 
 
 _AT_LEAST_ONE = interval(1)
+_FINITE_POSITIVE = Rule(lambda v: POSITIVE.accepts(v) and v != float("inf"), "a finite number > 0")
 _SCALE = Rule(
     lambda v: each(interval(0, 1, low_open=True), length=2).accepts(v) and v[0] <= v[1],
     "[min, max] with 0 < min <= max <= 1",
@@ -107,6 +134,9 @@ _SCALE = Rule(
 
 #: The valid values of each field beyond its type (None, where the type allows it, is always valid).
 VALUE_RULES: dict[str, Rule] = {
+    "task": one_of(TASKS),
+    "fpn": one_of(FPNS),
+    "scene_images": each(_AT_LEAST_ONE, length=2),
     "drop_path": FRACTION,
     "img_size": _AT_LEAST_ONE,
     "train_subset": _AT_LEAST_ONE,
@@ -132,11 +162,20 @@ VALUE_RULES: dict[str, Rule] = {
     "offset_lr_scale": NON_NEGATIVE,
     "ema_decay": interval(0, 1, low_open=True, high_open=True),
     "precision": one_of(PRECISIONS),
-    "checkpoint_every": NON_NEGATIVE,  # 0: at epoch ends only
+    "checkpoint_every": NON_NEGATIVE,  # 0: off
+    "checkpoint_minutes": _FINITE_POSITIVE,
     "max_steps": _AT_LEAST_ONE,
-    "time_budget": POSITIVE,
+    "time_budget": _FINITE_POSITIVE,
     "throughput_batch": _AT_LEAST_ONE,
 }
+
+
+def refuse_options(cfg: TrainConfig, task: str, **disallowed: Any) -> None:
+    """ConfigError naming the first option that is set but means nothing (or something wrong) for ``task``;
+    ``disallowed`` maps each such option to the value it must keep."""
+    for key, off in disallowed.items():
+        if getattr(cfg, key) != off:
+            raise ConfigError(f"{key}={getattr(cfg, key)!r} is not supported for {task}; set {key}={off!r}")
 
 
 def _type_rule(hint: Any) -> Rule:
@@ -199,17 +238,41 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key, _coerce(key, parse_yaml(text, f"the value of override {item!r}"))
 
 
-def load_config(recipe: str | os.PathLike[str] | None = None, overrides: Iterable[str] = ()) -> TrainConfig:
-    """The recipe's values (a YAML mapping of :class:`TrainConfig` keys), then the overrides, validated."""
+def bundled_recipes() -> list[str]:
+    """The names of the recipes shipped in the package (``hilovit/configs/<name>.yaml``)."""
+    folder = resources.files("hilovit") / "configs"
+    return sorted(entry.name.removesuffix(".yaml") for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+
+
+def read_recipe(recipe: str | os.PathLike[str]) -> tuple[str, str]:
+    """``(text, origin)`` of a recipe: a YAML file, else a bundled recipe by name (``litv2_nano_fmnist``)."""
+    path = Path(recipe)
+    if path.is_file():
+        return path.read_text(), f"recipe {path}"
+    name = path.name.removesuffix(".yaml")
+    if str(recipe) in (name, f"{name}.yaml") and name in bundled_recipes():
+        return (resources.files("hilovit") / "configs" / f"{name}.yaml").read_text(), f"recipe {name}"
+    raise ConfigError(
+        f"recipe {str(recipe)!r} is neither a YAML file nor a bundled recipe; bundled: {', '.join(bundled_recipes())}"
+    )
+
+
+def load_config(
+    recipe: str | os.PathLike[str] | None = None,
+    overrides: Iterable[str] = (),
+    base: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """The values of ``base`` (a saved config), else of the recipe (a YAML mapping of :class:`TrainConfig`
+    keys: a file or a bundled recipe's name), then the overrides, validated."""
     values: dict[str, Any] = {}
-    if recipe is not None:
-        path = Path(recipe)
-        if not path.is_file():
-            raise ConfigError(f"recipe {path} does not exist (expected a YAML file, e.g. configs/litv2_imagenet.yaml)")
-        loaded = parse_yaml(path.read_text(), f"recipe {path}") or {}
+    if base is not None:
+        values.update(base)
+    elif recipe is not None:
+        text, origin = read_recipe(recipe)
+        loaded = parse_yaml(text, origin) or {}
         if not isinstance(loaded, dict):
-            raise ConfigError(f"recipe {path} must hold a mapping of config keys, got {type(loaded).__name__}")
-        _check_keys(loaded, f"recipe {path}")
+            raise ConfigError(f"{origin} must hold a mapping of config keys, got {type(loaded).__name__}")
+        _check_keys(loaded, origin)
         values.update({key: _coerce(key, value) for key, value in loaded.items()})
     for item in overrides:
         key, value = parse_override(item)

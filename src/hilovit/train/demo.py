@@ -12,7 +12,7 @@ from hilovit.train.distributed import setup
 from hilovit.train.loop import Trainer, measure_throughput
 from hilovit.train.report import print_table
 
-DEMO_RECIPE = Path(__file__).resolve().parents[3] / "configs" / "litv2_nano_fmnist.yaml"
+DEMO_RECIPE = "litv2_nano_fmnist"  # bundled
 MSA_WINDOWS = [0, 0, 1, 1]  # window 1: every head attends globally (plain MSA) in both attention stages
 
 

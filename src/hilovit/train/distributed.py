@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import nn
+
+from hilovit.grammar import resolve_device
 
 
 @dataclass(frozen=True)
@@ -29,12 +33,14 @@ class DistEnv:
 def setup(device: str | None = None) -> DistEnv:
     """Join the process group torchrun describes (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``), if any.
 
-    The backend is nccl on CUDA and gloo on CPU; ``device`` None picks CUDA when available.
+    The backend is nccl on CUDA and gloo on CPU; ``device`` None or ``auto`` picks CUDA when available. A device
+    this machine lacks is a ValueError naming it and what the machine has.
     """
-    kind = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")).type
+    chosen = resolve_device(device)
+    kind = chosen.type
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
-        return DistEnv(0, 1, torch.device(device or kind))
+        return DistEnv(0, 1, chosen)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     target = torch.device(kind, local_rank) if kind == "cuda" else torch.device(kind)
     if kind == "cuda":
@@ -56,9 +62,31 @@ def all_sum(tensor: torch.Tensor, env: DistEnv) -> torch.Tensor:
     return tensor
 
 
-def any_true(flag: bool, env: DistEnv) -> bool:
-    """True on every process when ``flag`` is true on one of them: a common decision to stop."""
-    return bool(all_sum(torch.tensor([float(flag)], device=env.device), env).item())
+def any_true(env: DistEnv, *flags: bool) -> tuple[bool, ...]:
+    """Each flag, true on every process when it is true on one of them: common decisions (stop, save) in one
+    collective."""
+    summed = all_sum(torch.tensor([float(flag) for flag in flags], device=env.device), env)
+    return tuple(bool(value) for value in summed.tolist())
+
+
+def average_buffers(model: nn.Module, env: DistEnv) -> None:
+    """Average the floating-point buffers (BatchNorm running statistics) over processes, in place, so that every
+    process evaluates and saves the same model (DDP keeps per-process statistics; SyncBatchNorm is CUDA only)."""
+    if not env.distributed:
+        return
+    for buffer in model.buffers():
+        if buffer.is_floating_point():
+            dist.all_reduce(buffer)
+            buffer /= env.world_size
+
+
+def broadcast_object(value: Any, env: DistEnv) -> Any:
+    """Rank 0's ``value`` on every process (a picklable object)."""
+    if not env.distributed:
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
 
 
 def barrier(env: DistEnv) -> None:

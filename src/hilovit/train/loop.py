@@ -1,50 +1,83 @@
-"""The classification training loop: one process or many (torchrun), resumable to the same weights."""
+"""The one training loop of every task: one process or many (torchrun), resumable to the same weights.
+
+:class:`Trainer` trains a classifier; a task (``hilovit.train.tasks``) subclasses it and overrides the hooks
+:meth:`~Trainer.build_data`, :meth:`~Trainer.architecture`, :meth:`~Trainer.prepare`, :meth:`~Trainer.loss`,
+:meth:`~Trainer.evaluate`, :meth:`~Trainer.example_input` and :attr:`~Trainer.collate`. The loop, DDP, AMP, EMA,
+gradient clipping and accumulation, checkpoints, resume, signals, the time budget, logs and reports exist here only.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-import timm
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from timm.utils import ModelEmaV3
-from torch import nn
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from hilovit.data import build_dataset, build_transform, dataset_mean_std
-from hilovit.models import save_safetensors
+from hilovit.models import create_model, save_safetensors
+from hilovit.models.registry import model_entry
 from hilovit.speed import time_interleaved
 from hilovit.train import checkpoint as ckpt
 from hilovit.train import distributed as dist_env
 from hilovit.train.config import ConfigError, TrainConfig
 from hilovit.train.distributed import DistEnv
-from hilovit.train.metrics import Evaluation, SegmentationEvaluation, evaluate
+from hilovit.train.metrics import evaluate
 from hilovit.train.optim import build_loss, build_mixup, build_optimizer, build_scheduler
 from hilovit.train.report import (
     log_scalars,
     output_directory,
     plot_confusion,
     plot_curves,
+    refuse_existing_run,
     tensorboard_writer,
     write_history,
 )
 from hilovit.train.sampler import ResumableSampler
+from hilovit.train.signals import StopSignals
+
+MAX_SKIPPED_STEPS = 5  # updates in a row skipped for non-finite gradients before the run stops
+
+
+class Scores(Protocol):
+    """What an evaluation of any task offers the loop: the logged figures, the headline one and, when the task
+    has one, a confusion matrix (rows: true class, columns: predicted)."""
+
+    headline: str
+    confusion: Tensor | None
+
+    def scalars(self) -> dict[str, float]: ...
+
+
+class NonFiniteLossError(ValueError):
+    """The loss became NaN or infinite: the run stopped before the optimizer step, keeping its last checkpoint."""
+
+
+class RunInterrupted(Exception):
+    """SIGINT / SIGTERM stopped the run after saving ``checkpoint`` at ``step``."""
+
+    def __init__(self, checkpoint: Path, step: int, signal_name: str) -> None:
+        super().__init__(f"{signal_name} at step {step}: checkpoint saved to {checkpoint}")
+        self.checkpoint, self.step, self.signal_name = checkpoint, step, signal_name
 
 
 @dataclass(frozen=True)
 class TrainResult:
     """The outcome of :func:`train`: final test metrics, time spent training and inference throughput."""
 
-    evaluation: Evaluation | SegmentationEvaluation
+    evaluation: Scores
     train_time_s: float
     steps: int
     epochs_done: float
@@ -95,16 +128,21 @@ def build_data(cfg: TrainConfig) -> TrainData:
     return data
 
 
-def check_model(name: str) -> None:
-    """ConfigError unless ``name`` is a model timm can build, listing hilovit's."""
-    if not timm.is_model(name):
-        known = ", ".join(timm.list_models("litv2_*") + timm.list_models("hilo3d_*"))
-        raise ConfigError(f"model {name!r} is not a registered timm model; hilovit's: {known}")
+def check_model(name: str, task: str) -> None:
+    """ConfigError unless ``name`` is a registered model of ``task`` (the registry lists the close matches)."""
+    try:
+        entry = model_entry(name)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    if entry.task != task:
+        raise ConfigError(f"model {name!r} is a {entry.task} model, not a {task} one; train it with its own command")
 
 
 def model_kwargs(cfg: TrainConfig, num_classes: int, channels: int) -> dict[str, Any]:
-    """The ``timm.create_model`` arguments of the run; also what a resumed run must match."""
+    """The ``create_model`` arguments of a classification run; also what a resumed run must match."""
     kwargs = {"num_classes": num_classes, "in_chans": channels, **cfg.model_kwargs}
+    if cfg.task == "classification":
+        kwargs["img_size"] = cfg.img_size  # recorded with the weights, so that evaluation resizes alike
     if cfg.drop_path is not None:
         kwargs["drop_path_rate"] = cfg.drop_path
     return kwargs
@@ -132,16 +170,21 @@ def progress_bar(enabled: bool) -> Progress:
 class Trainer:
     """Holds the state of one run; :meth:`fit` trains, checkpoints, evaluates and writes the outputs.
 
-    Other tasks subclass it and override :meth:`build_data`, :meth:`evaluate` and :meth:`example_input`
-    (``hilovit.train.tasks``): the loop, checkpoints, resume and reports stay the same.
+    Tasks subclass it and override the hooks; everything else is shared.
     """
 
     task = "classification"  # recorded in checkpoints: evaluation and resume refuse another task's
+    collate: Callable[[list[Any]], Any] | None = None  # the DataLoader's collate_fn (None: torch's default)
 
     def __init__(self, cfg: TrainConfig, env: DistEnv) -> None:
+        if cfg.task != self.task:
+            raise ConfigError(f"task={cfg.task!r} does not match this trainer's task {self.task!r}")
         self.cfg, self.env = cfg, env
-        check_model(cfg.model)
-        self.out = output_directory(cfg.output)
+        self.out = Path(cfg.output)
+        refuse_existing_run(self.out, allowed=cfg.exist_ok or bool(cfg.resume))
+        dist_env.barrier(env)  # every process has looked before any writes
+        if env.is_main:
+            output_directory(self.out)
         self.data = self.build_data()
         self.world_batch = cfg.batch_size // env.world_size
         if self.world_batch * env.world_size != cfg.batch_size or self.world_batch % cfg.accum_steps:
@@ -150,8 +193,9 @@ class Trainer:
                 f"x {cfg.accum_steps} accumulation step(s)"
             )
         seed_everything(cfg.seed)  # the same initial weights on every process
-        self.arch = {"model_name": cfg.model, **model_kwargs(cfg, len(self.data.classes), self.data.channels)}
-        self.model = timm.create_model(**self.arch).to(env.device)
+        check_model(cfg.model, self.task)
+        self.arch = self.architecture()
+        self.model = create_model(**self.arch).to(env.device)
         if env.distributed and env.device.type == "cuda":
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         if cfg.channels_last:
@@ -182,18 +226,53 @@ class Trainer:
         )
         self.scaler = torch.amp.GradScaler(env.device.type, enabled=cfg.precision == "fp16")
         self.epoch = self.step_in_epoch = self.step = 0
+        self.saved_step: int | None = None
+        self.skipped_steps = 0  # consecutive updates skipped for non-finite gradients
+        self.saved_at = time.monotonic()
         self.train_time = 0.0
         self.history: list[dict[str, float]] = []
-        self.tensorboard = tensorboard_writer(self.out / "tensorboard") if env.is_main else None
+        self.signals = StopSignals()
+        self.interrupted = False
         seed_everything(cfg.seed + env.rank)  # augmentation, mixup and dropout differ between processes
         if cfg.resume:
             self.load(Path(cfg.resume))
 
+    # -- task hooks -------------------------------------------------------------------------------------------
     def build_data(self) -> TrainData:
         """The run's datasets (called once, before the model is built)."""
         return build_data(self.cfg)
 
-    def example_input(self, batch: int) -> torch.Tensor:
+    def architecture(self) -> dict[str, Any]:
+        """``{"model_name": <registry name>, **keywords}``: what ``create_model`` builds, what the checkpoint and
+        ``model.safetensors`` record and what a resumed run must match."""
+        return {"model_name": self.cfg.model, **model_kwargs(self.cfg, len(self.data.classes), self.data.channels)}
+
+    def prepare(self, batch: Any) -> tuple[Any, ...]:
+        """A training batch from the loader, on the device and ready for :meth:`loss` (here: mixup applied)."""
+        images, targets = (part.to(self.env.device, non_blocking=True) for part in batch)
+        if self.mixup is not None:
+            images, targets = self.mixup(images, targets)
+        if self.cfg.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images, targets
+
+    def loss(self, batch: tuple[Any, ...]) -> Tensor:
+        """The loss of one (micro-)batch through :attr:`train_model` (under autocast when the run uses AMP)."""
+        images, targets = batch
+        return self.criterion(self.train_model(images), targets)
+
+    def evaluate(self) -> Scores:
+        """The test metrics of :attr:`eval_model`, the same on every process."""
+        return evaluate(
+            self.eval_model,
+            self.test_batches(),
+            len(self.data.classes),
+            self.env,
+            self.autocast,
+            self.cfg.channels_last,
+        )
+
+    def example_input(self, batch: int) -> Any:
         """A batch shaped like the model's test inputs, for the throughput measurement."""
         return torch.randn(batch, self.data.channels, self.cfg.img_size, self.cfg.img_size, device=self.env.device)
 
@@ -209,52 +288,68 @@ class Trainer:
             torch.distributed.all_gather_object(states, ckpt.rng_state())
         return states
 
-    def save(self) -> None:
-        rng = self._gathered_rng()
-        if not self.env.is_main:
-            return
-        ckpt.save_atomic(
-            {
-                "format": ckpt.FORMAT,
-                "task": self.task,
-                "arch": self.arch,
-                "normalization": self.data.normalization,
-                "config": self.cfg.to_dict(),
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "ema": self.ema.state_dict() if self.ema else None,
-                "epoch": self.epoch,
-                "step_in_epoch": self.step_in_epoch,
-                "step": self.step,
-                "train_time": self.train_time,
-                "history": self.history,
-                "world_size": self.env.world_size,
-                "rng": rng,
-            },
-            self.checkpoint_path,
-        )
+    def _sync_buffers(self) -> None:
+        """The same BatchNorm statistics on every process (their average): evaluated and saved alike."""
+        dist_env.average_buffers(self.model, self.env)
+        if self.ema is not None:
+            dist_env.average_buffers(self.ema.module, self.env)
 
-    def load(self, path: Path) -> None:
-        state = ckpt.load_train_checkpoint(path)
+    def save(self) -> None:
+        """Write ``last.pt`` (rank 0; every process takes part). A failed write (a full disk, say) is a
+        :class:`~hilovit.train.checkpoint.CheckpointWriteError`; the previous checkpoint stays as it was."""
+        self._sync_buffers()
+        rng = self._gathered_rng()
+        if self.env.is_main:
+            ckpt.save_atomic(
+                {
+                    "format": ckpt.FORMAT,
+                    "task": self.task,
+                    "arch": self.arch,
+                    "classes": list(self.data.classes),
+                    "normalization": self.data.normalization,
+                    "config": self.cfg.to_dict(),
+                    "model": self.model.state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "scaler": self.scaler.state_dict(),
+                    "ema": self.ema.state_dict() if self.ema else None,
+                    "epoch": self.epoch,
+                    "step_in_epoch": self.step_in_epoch,
+                    "step": self.step,
+                    "train_time": self.train_time,
+                    "history": self.history,
+                    "world_size": self.env.world_size,
+                    "rng": rng,
+                },
+                self.checkpoint_path,
+            )
+        self.saved_step, self.saved_at = self.step, time.monotonic()
+
+    def load_weights(self, state: dict[str, Any], path: Path) -> None:
+        """The model (and EMA) weights of a training checkpoint, after checking its task and architecture."""
         ckpt.check_task(state, self.task, path)
         ckpt.check_architecture(state["arch"], self.arch, path)
+        self.model.load_state_dict(state["model"])
+        if self.ema is not None:
+            if state["ema"] is None:
+                raise ckpt.TrainCheckpointError(f"cannot resume from {path} with ema=true: it holds no EMA weights")
+            self.ema.load_state_dict(state["ema"])
+
+    def load(self, path: Path) -> None:
+        """Continue the run saved at ``path``: weights, optimizer, schedule, position and random states."""
+        state = ckpt.load_train_checkpoint(path)
         if state["world_size"] != self.env.world_size:
             raise ckpt.TrainCheckpointError(
                 f"cannot resume from {path} with {self.env.world_size} process(es): it was written by "
                 f"{state['world_size']} (the data order and random states are per process)"
             )
-        self.model.load_state_dict(state["model"])
+        self.load_weights(state, path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        if self.ema is not None:
-            if state["ema"] is None:
-                raise ckpt.TrainCheckpointError(f"cannot resume from {path} with ema=true: it holds no EMA weights")
-            self.ema.load_state_dict(state["ema"])
         self.epoch, self.step_in_epoch, self.step = state["epoch"], state["step_in_epoch"], state["step"]
         self.train_time, self.history = state["train_time"], state["history"]
+        self.saved_step = self.step
         ckpt.set_rng_state(state["rng"][self.env.rank])
 
     # -- training ---------------------------------------------------------------------------------------------
@@ -270,31 +365,68 @@ class Trainer:
         spent = round(self.train_time / self.cfg.time_budget * self.total_updates)
         return max(self.step, min(self.total_updates, spent))
 
-    def _stop_requested(self) -> bool:
-        over_budget = self.cfg.time_budget is not None and self.train_time >= self.cfg.time_budget
-        if self.cfg.time_budget is not None:
-            over_budget = dist_env.any_true(over_budget, self.env)
-        return over_budget or (self.cfg.max_steps is not None and self.step >= self.cfg.max_steps)
+    def _poll(self) -> tuple[bool, bool]:
+        """(stop, save) after a step, decided alike on every process: the budget, a signal, ``max_steps`` and
+        the periodic checkpoints (every ``checkpoint_every`` steps, every ``checkpoint_minutes``)."""
+        cfg = self.cfg
+        over_budget = cfg.time_budget is not None and self.train_time >= cfg.time_budget
+        due = cfg.checkpoint_minutes is not None and time.monotonic() - self.saved_at >= 60 * cfg.checkpoint_minutes
+        over_budget, signalled, due = dist_env.any_true(self.env, over_budget, self.signals.received is not None, due)
+        self.interrupted = signalled
+        stop = over_budget or signalled or (cfg.max_steps is not None and self.step >= cfg.max_steps)
+        every = bool(cfg.checkpoint_every) and self.step % cfg.checkpoint_every == 0
+        return stop, stop or due or every
 
-    def _train_step(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        images, targets = images.to(self.env.device, non_blocking=True), targets.to(self.env.device, non_blocking=True)
-        if self.mixup is not None:
-            images, targets = self.mixup(images, targets)
-        if self.cfg.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+    def _check_finite(self, loss: Tensor) -> None:
+        """Stop the run on a NaN or infinite loss (on any process), before the optimizer step."""
+        value = float(loss)
+        (bad,) = dist_env.any_true(self.env, not math.isfinite(value))
+        if bad:
+            raise NonFiniteLossError(
+                f"the loss is {value} at step {self.step + 1}: training stopped before the optimizer step and "
+                f"{self._kept()}; lower the learning rate (lr) or set clip_grad"
+            )
+
+    def _kept(self) -> str:
+        if self.saved_step is None:
+            return "no checkpoint was written"
+        return f"{self.checkpoint_path} keeps the weights of step {self.saved_step}"
+
+    def _check_gradients(self, norm: Tensor) -> None:
+        """Skip the update when the gradients are not finite (the same on every process after DDP's reduction),
+        as fp16's grad scaler does; stop the run after :data:`MAX_SKIPPED_STEPS` such steps in a row."""
+        if torch.isfinite(norm) or self.scaler.is_enabled():
+            self.skipped_steps = 0
+            return
+        self.skipped_steps += 1
+        for param in self.model.parameters():
+            param.grad = None  # the optimizer leaves parameters without gradients as they are
+        if self.skipped_steps >= MAX_SKIPPED_STEPS:
+            raise NonFiniteLossError(
+                f"the gradients were not finite in {self.skipped_steps} steps in a row (up to step {self.step + 1}): "
+                f"training stopped and {self._kept()}; lower the learning rate (lr), set clip_grad or train without "
+                "--amp"
+            )
+
+    def _train_step(self, batch: Any) -> Tensor:
+        batch = self.prepare(batch)
         accum = self.cfg.accum_steps
         total = torch.zeros((), device=self.env.device)
         for j in range(accum):  # micro-batch j takes every accum-th sample: the split DDP makes over processes
             last = j == accum - 1
             sync = nullcontext() if last or not self.env.distributed else self.train_model.no_sync()
             with sync, self.autocast or nullcontext():
-                loss = self.criterion(self.train_model(images[j::accum]), targets[j::accum]) / accum
+                loss = self.loss(tuple(part[j::accum] for part in batch)) / accum
             self.scaler.scale(loss).backward()
-            total += loss.detach()
+            total += loss.detach().float()
+        self._check_finite(total)
+        self.scaler.unscale_(self.optimizer)  # a no-op but under fp16
         if self.cfg.clip_grad:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
-        self.scaler.step(self.optimizer)
+            norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
+        else:
+            norm = nn.utils.get_total_norm([p.grad for p in self.model.parameters() if p.grad is not None])
+        self._check_gradients(norm)
+        self.scaler.step(self.optimizer)  # fp16: skipped when the gradients are not finite
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
@@ -313,6 +445,7 @@ class Trainer:
             num_workers=self.cfg.workers,
             pin_memory=self.env.device.type == "cuda",
             generator=generator,
+            collate_fn=self.collate,
         )
 
     @property
@@ -323,16 +456,6 @@ class Trainer:
     def test_batches(self) -> DataLoader:
         """This process's shard of the test set."""
         return self._loader(Subset(self.data.test, range(self.env.rank, len(self.data.test), self.env.world_size)))
-
-    def evaluate(self) -> Evaluation | SegmentationEvaluation:
-        return evaluate(
-            self.eval_model,
-            self.test_batches(),
-            len(self.data.classes),
-            self.env,
-            self.autocast,
-            self.cfg.channels_last,
-        )
 
     def _train_epoch(self, progress: Progress) -> tuple[float, bool]:
         """Train until the epoch ends or a stop is requested; the mean loss and whether to stop."""
@@ -346,17 +469,16 @@ class Trainer:
         self.train_model.train()
         loss_sum, count, stop = torch.zeros((), device=self.env.device), 0, False
         started = time.perf_counter()
-        for images, targets in self._loader(self.data.train, self.sampler, train=True):
-            loss_sum += self._train_step(images, targets)
+        for batch in self._loader(self.data.train, self.sampler, train=True):
+            loss_sum += self._train_step(batch)
             count += 1
             self.step += 1
             self.step_in_epoch += 1
             self.train_time += time.perf_counter() - started
-            started = time.perf_counter()
             self.scheduler.step_update(self._schedule_position())
             progress.update(task, advance=1, info=f"loss {float(loss_sum) / count:.4f}")
-            stop = self._stop_requested()
-            if stop or (self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0):
+            stop, save = self._poll()
+            if save:
                 self.save()
             if stop:
                 break
@@ -365,7 +487,8 @@ class Trainer:
         loss = dist_env.all_sum(loss_sum, self.env).item() / max(count, 1) / self.env.world_size
         return loss, stop
 
-    def _log_epoch(self, train_loss: float) -> Evaluation | SegmentationEvaluation:
+    def _log_epoch(self, train_loss: float) -> Scores:
+        self._sync_buffers()
         evaluation = self.evaluate()
         self.history.append(
             {
@@ -385,22 +508,32 @@ class Trainer:
         return evaluation
 
     def fit(self) -> TrainResult:
-        """Train to ``cfg.epochs`` (or until ``max_steps`` / the time budget), then evaluate and report."""
-        self.out.mkdir(parents=True, exist_ok=True)
+        """Train to ``cfg.epochs`` (or until ``max_steps`` / the time budget), then evaluate and report.
+
+        Raises:
+            RunInterrupted: SIGINT or SIGTERM stopped the run (after saving a checkpoint).
+            NonFiniteLossError: the loss became NaN or infinite.
+        """
+        self.tensorboard = tensorboard_writer(self.out / "tensorboard") if self.env.is_main else None
         evaluation = None
-        with progress_bar(self.cfg.progress and self.env.is_main) as progress:
-            stop = self._stop_requested()
+        with self.signals, progress_bar(self.cfg.progress and self.env.is_main) as progress:
+            stop = self._poll()[0]
             while self.epoch < self.cfg.epochs and not stop:
                 train_loss, stop = self._train_epoch(progress)
+                if self.interrupted:
+                    raise RunInterrupted(self.checkpoint_path, self.step, self.signals.received or "a signal")
                 if stop and self.step_in_epoch < self.updates_per_epoch:
                     evaluation = self._log_epoch(train_loss)
                     break
                 self.epoch, self.step_in_epoch = self.epoch + 1, 0
                 evaluation = self._log_epoch(train_loss)
                 self.save()
-        return self._finish(evaluation or self.evaluate())
+        if evaluation is None:
+            self._sync_buffers()
+            evaluation = self.evaluate()
+        return self._finish(evaluation)
 
-    def _finish(self, evaluation: Evaluation | SegmentationEvaluation) -> TrainResult:
+    def _finish(self, evaluation: Scores) -> TrainResult:
         model = self.eval_model
         throughput = (
             measure_throughput({"model": model}, self.example_input(self.cfg.throughput_batch))["model"]
@@ -416,16 +549,17 @@ class Trainer:
             self.out,
         )
         if self.env.is_main:
-            save_safetensors(model, self.out / "model.safetensors")
+            save_safetensors(model, self.out / "model.safetensors", arch=self.arch)
             if self.history:
-                title = f"{self.cfg.model} on {self.cfg.data or 'Fashion-MNIST'}"
+                title = f"{self.cfg.model} on {self.cfg.data or 'its default data'}"
                 plot_curves(self.history, self.out / "curves.png", title=title, metric=evaluation.headline)
-            plot_confusion(evaluation.confusion, self.data.classes, self.out / "confusion.png")
+            if evaluation.confusion is not None:
+                plot_confusion(evaluation.confusion, self.data.classes, self.out / "confusion.png")
             (self.out / "report.json").write_text(json.dumps(result.summary() | {"arch": self.arch}, indent=2))
         return result
 
 
-def measure_throughput(models: Mapping[str, nn.Module], images: torch.Tensor, repeats: int = 5) -> dict[str, float]:
+def measure_throughput(models: Mapping[str, nn.Module], images: Tensor, repeats: int = 5) -> dict[str, float]:
     """Inference inputs per second of each model on the batch ``images`` (eval mode), timed in one interleaved
     run (:func:`hilovit.speed.time_interleaved`) so that all see the same machine state."""
     batch, device = images.shape[0], images.device
@@ -437,13 +571,3 @@ def measure_throughput(models: Mapping[str, nn.Module], images: torch.Tensor, re
     for name, model in models.items():
         model.train(modes[name])
     return {name: batch / timing.median_s for name, timing in timings.items()}
-
-
-def train(cfg: TrainConfig, trainer: type[Trainer] = Trainer) -> TrainResult:
-    """Run ``cfg`` with ``trainer`` (a :class:`Trainer` subclass for other tasks) in this process, joining the
-    torchrun process group when there is one."""
-    env = dist_env.setup(cfg.device)
-    try:
-        return trainer(cfg, env).fit()
-    finally:
-        dist_env.teardown(env)

@@ -16,16 +16,25 @@ from hilovit.train.distributed import DistEnv, all_sum
 
 
 @dataclass(frozen=True)
-class Evaluation:
+class ConfusionEvaluation:
+    """Mean loss and confusion matrix over a validation set (of images, pixels or voxels); the figures of its
+    subclasses derive from them."""
+
     loss: float
-    top1: float
-    top5: float
     confusion: Tensor  # (true class, predicted class) counts
-    headline: ClassVar[str] = "test_top1"
 
     @property
     def count(self) -> int:
         return int(self.confusion.sum())
+
+
+@dataclass(frozen=True)
+class Evaluation(ConfusionEvaluation):
+    """A classifier's loss, top-1 and top-5 accuracy (in %) and confusion matrix."""
+
+    top1: float
+    top5: float
+    headline: ClassVar[str] = "test_top1"
 
     def scalars(self) -> dict[str, float]:
         """The figures of the per-epoch log, named as its columns."""
@@ -59,16 +68,10 @@ def mean_dice(scores: Tensor, background: int | None = 0) -> float:
 
 
 @dataclass(frozen=True)
-class SegmentationEvaluation:
+class SegmentationEvaluation(ConfusionEvaluation):
     """Per-voxel loss and confusion over a validation set; accuracy and Dice derive from the confusion."""
 
-    loss: float
-    confusion: Tensor  # (true class, predicted class) voxel counts
     headline: ClassVar[str] = "test_dice"
-
-    @property
-    def count(self) -> int:
-        return int(self.confusion.sum())
 
     @property
     def accuracy(self) -> float:
@@ -115,19 +118,24 @@ def evaluate(
     model.train(was_training)
     count = max(int(confusion.sum()), 1)
     return Evaluation(
-        float(sums[0]) / count, 100 * float(sums[1]) / count, 100 * float(sums[2]) / count, confusion.cpu()
+        loss=float(sums[0]) / count,
+        confusion=confusion.cpu(),
+        top1=100 * float(sums[1]) / count,
+        top5=100 * float(sums[2]) / count,
     )
 
 
 @torch.inference_mode()
-def evaluate_segmentation(
+def pixel_confusion(
     model: nn.Module,
     batches: Iterable[tuple[Tensor, Tensor]],
     num_classes: int,
     env: DistEnv,
     autocast: torch.autocast | None = None,
-) -> SegmentationEvaluation:
-    """Voxel cross-entropy and the voxel confusion matrix over all batches of all processes."""
+    ignore_index: int | None = None,
+) -> tuple[float, Tensor]:
+    """Mean per-pixel (per-voxel) cross-entropy and the pixel confusion matrix of a segmenter over all batches of
+    all processes; targets equal to ``ignore_index`` are left out of both."""
     was_training = model.training
     model.eval()
     loss = torch.zeros((), dtype=torch.float64, device=env.device)
@@ -137,9 +145,12 @@ def evaluate_segmentation(
         with autocast or nullcontext():
             logits = model(images)
         logits = logits.float()
-        loss += F.cross_entropy(logits, targets, reduction="sum")
-        confusion += confusion_counts(logits.argmax(dim=1), targets, num_classes)
+        keep = targets != ignore_index if ignore_index is not None else torch.ones_like(targets, dtype=torch.bool)
+        loss += F.cross_entropy(
+            logits, targets, reduction="sum", ignore_index=-100 if ignore_index is None else ignore_index
+        )
+        confusion += confusion_counts(logits.argmax(dim=1)[keep], targets[keep], num_classes)
     all_sum(loss, env)
     all_sum(confusion, env)
     model.train(was_training)
-    return SegmentationEvaluation(float(loss) / max(int(confusion.sum()), 1), confusion.cpu())
+    return float(loss) / max(int(confusion.sum()), 1), confusion.cpu()

@@ -24,6 +24,21 @@ def output_directory(path: str | os.PathLike[str]) -> Path:
     return out
 
 
+def refuse_existing_run(path: str | os.PathLike[str], allowed: bool) -> None:
+    """A ValueError when ``path`` is a non-empty directory and writing into it is not ``allowed``: a new run never
+    replaces an earlier run's checkpoint, log and weights."""
+    out = Path(path)
+    if allowed or not out.is_dir():
+        return
+    entries = sorted(entry.name for entry in out.iterdir())
+    if entries:
+        shown = ", ".join(entries[:4]) + (", ..." if len(entries) > 4 else "")
+        raise ValueError(
+            f"output {out} is not empty ({shown}): pass --exist-ok to write into it (exist_ok=true), --resume to "
+            "continue the run in it, or choose another --output"
+        )
+
+
 def write_history(history: Sequence[Mapping[str, float]], path: str | os.PathLike[str]) -> Path:
     """The per-epoch log as CSV, one column per key of the rows (rewritten whole, so a resumed run continues
     the same file)."""

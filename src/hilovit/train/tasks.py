@@ -1,7 +1,9 @@
-"""Video classification and volumetric segmentation on the classification :class:`~hilovit.train.loop.Trainer`.
+"""The tasks of the one :class:`~hilovit.train.loop.Trainer`, by name (:data:`TASK_TRAINERS`), and :func:`train`.
 
-Only the data, the evaluation and the throughput input differ; the loop, checkpoints (atomic, exact resume),
-progress, history and report are the Trainer's. Dataset options come from ``cfg.data_kwargs``:
+Classification is the Trainer itself; detection and semantic segmentation are in :mod:`hilovit.train.dense_tasks`.
+Video classification and volumetric segmentation differ from classification only in the data, the evaluation and
+the throughput input; the loop, checkpoints (atomic, exact resume), DDP, AMP, progress, history and report are the
+Trainer's. Dataset options come from ``cfg.data_kwargs``:
 
 * :class:`VideoTrainer`: moving Fashion-MNIST (``cfg.data`` the Fashion-MNIST IDX directory, default the Debian
   package); ``data_kwargs`` are :class:`~hilovit.data.moving_fmnist.MovingFashionMNIST` options (``frames``,
@@ -22,21 +24,16 @@ import torch
 
 from hilovit.data.moving_fmnist import MovingFashionMNIST
 from hilovit.data.volumes import VOLUMES, RandomCrops, WholeVolume, load_volume, split_by_region
-from hilovit.train.config import ConfigError, TrainConfig
-from hilovit.train.loop import TrainData, Trainer
-from hilovit.train.metrics import SegmentationEvaluation, evaluate_segmentation
+from hilovit.train import distributed as dist_env
+from hilovit.train.config import ConfigError, TrainConfig, refuse_options
+from hilovit.train.dense_tasks import DetectionTrainer, SemanticTrainer
+from hilovit.train.loop import TrainData, Trainer, TrainResult
+from hilovit.train.metrics import SegmentationEvaluation, pixel_confusion
 
-__all__ = ["TASK_TRAINERS", "VideoTrainer", "VolumeTrainer"]
+__all__ = ["TASK_TRAINERS", "VideoTrainer", "VolumeTrainer", "train"]
 
 _UNNORMALISED = ((0.0,), (1.0,))  # inputs are already in [0, 1]
 _CROP_OPTIONS = ("crop", "crops_per_epoch", "val_fraction")  # VolumeTrainer's own data_kwargs
-
-
-def _refuse(cfg: TrainConfig, task: str, **disallowed: Any) -> None:
-    """ConfigError naming the first option that is set but means nothing (or something wrong) for ``task``."""
-    for key, off in disallowed.items():
-        if getattr(cfg, key) != off:
-            raise ConfigError(f"{key}={getattr(cfg, key)!r} is not supported for {task}; set {key}={off!r}")
 
 
 def _check_data_kwargs(options: dict[str, Any], known: Iterable[str], data: str) -> None:
@@ -59,7 +56,7 @@ class VideoTrainer(Trainer):
 
     def build_data(self) -> TrainData:
         cfg = self.cfg
-        _refuse(cfg, "video", channels_last=False, auto_augment=None, re_prob=0.0, color_jitter=0.0)
+        refuse_options(cfg, "video", channels_last=False, auto_augment=None, re_prob=0.0, color_jitter=0.0)
         options = dict(cfg.data_kwargs)
         _check_data_kwargs(options, _keywords(MovingFashionMNIST, "split", "root", "clips"), "moving Fashion-MNIST")
         train = MovingFashionMNIST("train", cfg.data, clips=cfg.train_subset, **options)
@@ -78,7 +75,9 @@ class VolumeTrainer(Trainer):
 
     def build_data(self) -> TrainData:
         cfg = self.cfg
-        _refuse(cfg, "volumes", channels_last=False, mixup=0.0, cutmix=0.0, label_smoothing=0.0, train_subset=None)
+        refuse_options(
+            cfg, "volumes", channels_last=False, mixup=0.0, cutmix=0.0, label_smoothing=0.0, train_subset=None
+        )
         name, options = cfg.data or "mni152", dict(cfg.data_kwargs)
         if name in VOLUMES:  # else load_volume names the known volumes
             _check_data_kwargs(options, (*_CROP_OPTIONS, *_keywords(VOLUMES[name])), f"the {name} volume")
@@ -93,9 +92,26 @@ class VolumeTrainer(Trainer):
         return torch.randn(batch, 1, *self.data.train.crop, device=self.env.device)
 
     def evaluate(self) -> SegmentationEvaluation:
-        return evaluate_segmentation(
+        loss, confusion = pixel_confusion(
             self.eval_model, self.test_batches(), len(self.data.classes), self.env, self.autocast
         )
+        return SegmentationEvaluation(loss, confusion)
 
 
-TASK_TRAINERS: dict[str, type[Trainer]] = {"video": VideoTrainer, "volume": VolumeTrainer}
+TASK_TRAINERS: dict[str, type[Trainer]] = {
+    "classification": Trainer,
+    "video": VideoTrainer,
+    "volume": VolumeTrainer,
+    "detect": DetectionTrainer,
+    "segment": SemanticTrainer,
+}
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Run ``cfg`` with the trainer of ``cfg.task`` in this process, joining the torchrun process group when
+    there is one."""
+    env = dist_env.setup(cfg.device)
+    try:
+        return TASK_TRAINERS[cfg.task](cfg, env).fit()
+    finally:
+        dist_env.teardown(env)
