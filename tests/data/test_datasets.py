@@ -48,3 +48,33 @@ def test_missing_default_names_package_and_option(tmp_path, monkeypatch):
 def test_directory_without_a_split_says_what_it_expected(tmp_path):
     with pytest.raises(DatasetNotFoundError, match=r"t10k-images-idx3-ubyte.*val/ or test/"):
         build_dataset(tmp_path, "test")
+
+
+def _image_folder(root, classes_per_split):
+    for split, classes in classes_per_split.items():
+        for cls in classes:
+            (root / split / cls).mkdir(parents=True)
+            Image.new("RGB", (10, 10)).save(root / split / cls / "a.png")
+    return root
+
+
+def test_validation_classes_must_be_the_training_classes(tmp_path):
+    root = _image_folder(tmp_path, {"train": ("cat", "dog", "horse"), "val": ("cat", "dog", "zebra")})
+    assert build_dataset(root, "train").classes == ["cat", "dog", "horse"]
+    with pytest.raises(ValueError, match=r"only in val/: 'zebra'; only in train/: 'horse'\); expected the same class"):
+        build_dataset(root, "test")
+
+
+def test_a_missing_validation_class_is_refused_too(tmp_path):
+    root = _image_folder(tmp_path, {"train": ("cat", "dog"), "test": ("dog",)})
+    with pytest.raises(
+        ValueError, match=r"class folders of .*test differ from those of .*train \(only in train/: 'cat'\)"
+    ):
+        build_dataset(root, "test")
+
+
+def test_a_text_file_named_png_is_reported_when_the_dataset_opens(tmp_path):
+    root = _image_folder(tmp_path, {"train": ("cat", "dog")})
+    (root / "train" / "dog" / "b.png").write_text("not an image")
+    with pytest.raises(ValueError, match=r"train/dog/b\.png is not a readable image: its content is in no image"):
+        build_dataset(root, "train")

@@ -12,6 +12,7 @@ from torchvision.transforms import v2
 
 from hilovit.data.coco import CocoDetection, CocoFormatError, SegmentationDataset, collate_detection
 from hilovit.data.datasets import DatasetNotFoundError
+from hilovit.data.images import ImageFileError
 from hilovit.data.scenes import generate_scenes
 
 
@@ -27,9 +28,9 @@ def _write(tmp_path, coco, image_size=(30, 40)):
     return path
 
 
-def _coco(**annotation):
+def _coco(image=None, **annotation):
     return {
-        "images": [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}],
+        "images": [{"id": 1, "file_name": "a.png", "width": 40, "height": 30} | (image or {})],
         "annotations": [{"id": 7, "image_id": 1, "category_id": 3, "bbox": [2, 3, 10, 5]} | annotation],
         "categories": [{"id": 3, "name": "thing"}],
     }
@@ -73,9 +74,38 @@ def test_image_without_annotations_and_without_masks(tmp_path):
         ("{not json", r"ann\.json is not valid JSON: .* line 1 column 2"),
         ({"images": [], "annotations": []}, r"the file lacks 'categories'"),
         (_coco(bbox=None) | {"annotations": [{"id": 7, "image_id": 1, "bbox": [1, 1, 2, 2]}]}, r"id 7 lacks 'cat"),
-        (_coco(bbox=[35, 3, 10, 5]), r"annotation id 7 has bbox \[35, 3, 10, 5\] outside its image id 1 of 40x30"),
-        (_coco(bbox=[2, 3, 0, 5]), r"annotation id 7 has bbox \[2, 3, 0, 5\] with non-positive size"),
-        (_coco(bbox=[2, 3, 4]), r"annotation id 7 has bbox \[2, 3, 4\], expected 4 numbers"),
+        (
+            _coco(bbox=[35, 3, 10, 5]),
+            r"annotation id 7 of image id 1 has bbox \[35, 3, 10, 5\] outside its image of 40x30",
+        ),
+        (
+            _coco(bbox=[2, 3, 0, 5]),
+            r"annotation id 7 of image id 1: bbox size \[width, height\] must be .* > 0, got \[0, 5\]",
+        ),
+        (_coco(bbox=[2, 3, -4, 5]), r"annotation id 7 of image id 1: bbox size .* got \[-4, 5\]"),
+        (
+            _coco(bbox=[2, 3, 4]),
+            r"id 7 of image id 1: bbox \[x, y, width, height\] must be a list of 4 items, each a fin",
+        ),
+        (
+            _coco(bbox=[float("nan"), 3, 4, 5]),
+            r"id 7 of image id 1: bbox .* each a finite number, got \[nan, 3, 4, 5\]",
+        ),
+        (
+            _coco(bbox=[2, 3, float("inf"), 5]),
+            r"id 7 of image id 1: bbox .* each a finite number, got \[2, 3, inf, 5\]",
+        ),
+        (_coco(bbox=[2, 3, True, 5]), r"id 7 of image id 1: bbox .* each a finite number, got \[2, 3, True, 5\]"),
+        (_coco(area=float("nan")), r"annotation id 7 of image id 1: area must be a finite number, got nan"),
+        (_coco(area=-1), r"annotation id 7 of image id 1: area must be >= 0, got -1"),
+        (_coco(segmentation=[[1, 2, 3, float("nan"), 5, 6]]), r"id 7 of image id 1: segmentation polygon must be"),
+        (_coco(segmentation={"size": [9, 9], "counts": "x"}), r"segmentation size \[9, 9\] differs from .* \[30, 40\]"),
+        (_coco({"width": -40}), r"image id 1: width must be an integer >= 1, got -40"),
+        (_coco({"height": float("nan")}), r"image id 1: height must be an integer >= 1, got nan"),
+        (
+            _coco() | {"images": [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}] * 2},
+            r"image id 1 appears tw",
+        ),
         (_coco(category_id=9), r"annotation id 7 has category_id 9, expected one of the declared category ids \[3\]"),
         (_coco(image_id=2), r"annotation id 7 refers to image_id 2"),
     ],
@@ -96,10 +126,20 @@ def test_missing_files_are_named(tmp_path):
         CocoDetection(tmp_path, path)
 
 
-def test_declared_size_must_match_the_image(tmp_path):
-    dataset = CocoDetection(tmp_path, _write(tmp_path, _coco(), image_size=(31, 40)), masks=False)
-    with pytest.raises(CocoFormatError, match="image id 1 is 40x31 pixels, the file declares 40x30"):
-        dataset[0]
+@pytest.mark.parametrize(("declared", "actual"), [((40, 30), (40, 31)), ((9999, 30), (40, 30))])
+def test_declared_size_must_match_the_image_when_opened(tmp_path, declared, actual):
+    coco = _coco({"width": declared[0], "height": declared[1]})
+    path = _write(tmp_path, coco, image_size=actual[::-1])
+    message = f"ann.json: image id 1 declares width x height {declared[0]}x{declared[1]}, but its file .*a.png is "
+    with pytest.raises(CocoFormatError, match=message + f"{actual[0]}x{actual[1]} pixels"):
+        CocoDetection(tmp_path, path, masks=False)
+
+
+def test_an_unreadable_image_is_named_when_opened(tmp_path):
+    path = _write(tmp_path, _coco())
+    (tmp_path / "a.png").write_text("not an image")
+    with pytest.raises(ImageFileError, match=r"a\.png is not a readable image: its content is in no image format"):
+        CocoDetection(tmp_path, path)
 
 
 def test_segmentation_dataset(scenes, tmp_path):
@@ -113,3 +153,15 @@ def test_segmentation_dataset(scenes, tmp_path):
         SegmentationDataset(scenes / "images", scenes / "semantic", ["background", "thing"])[0]
     with pytest.raises(DatasetNotFoundError, match="have no label map"):
         SegmentationDataset(scenes / "images", tmp_path, classes)
+
+
+def test_segmentation_files_are_checked_when_opened(tmp_path):
+    for sub in ("images", "semantic"):
+        (tmp_path / sub).mkdir()
+    Image.new("RGB", (8, 6)).save(tmp_path / "images" / "a.png")
+    Image.new("L", (8, 5)).save(tmp_path / "semantic" / "a.png")
+    with pytest.raises(ValueError, match=r"label map .*semantic/a\.png is 8x5 pixels, its image .*a\.png 8x6; expec"):
+        SegmentationDataset(tmp_path / "images", tmp_path / "semantic", ["background", "thing"])
+    (tmp_path / "semantic" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    with pytest.raises(ImageFileError, match=r"semantic/a\.png is not a readable image"):
+        SegmentationDataset(tmp_path / "images", tmp_path / "semantic", ["background", "thing"])

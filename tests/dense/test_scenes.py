@@ -75,8 +75,3 @@ def test_bad_arguments_are_named(tmp_path, kwargs, message):
     arguments = {"split": "train", "num_images": 1, "image_size": 64} | kwargs
     with pytest.raises(ValueError, match=message):
         generate_scenes(tmp_path, **arguments)
-
-
-def test_missing_source_says_what_is_expected(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"train-images-idx3-ubyte\.gz"):
-        generate_scenes(tmp_path, "train", 1, image_size=64, source=tmp_path / "nowhere")

@@ -26,11 +26,13 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from hilovit.data.datasets import DatasetNotFoundError
+from hilovit.data.images import IMAGE_SUFFIXES, image_files_in, verify_image
+from hilovit.validation import FINITE, NON_NEGATIVE, POSITIVE, each, interval
 
 _IMAGE_KEYS = ("id", "file_name", "width", "height")
 _ANNOTATION_KEYS = ("id", "image_id", "category_id", "bbox")
 _BOX_TOLERANCE = 0.5  # pixels a box may stick out of its image (rounding in other tools); it is clipped
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+_SIDE = interval(1, integer=True)
 
 PairTransform = Callable[[Tensor, Any], tuple[Tensor, Any]]
 
@@ -39,30 +41,55 @@ class CocoFormatError(ValueError):
     """An annotation file that is not valid COCO, or that disagrees with its images."""
 
 
-def _require(record: dict, keys: Sequence[str], what: str, path: Path) -> None:
+def _require_keys(record: dict, keys: Sequence[str], what: str, path: Path) -> None:
     missing = [key for key in keys if key not in record]
     if missing:
         raise CocoFormatError(f"{path}: {what} lacks {', '.join(map(repr, missing))} (expected keys {list(keys)})")
 
 
-def _check_box(annotation: dict, image: dict, path: Path) -> None:
-    box, name = annotation["bbox"], f"annotation id {annotation['id']}"
-    if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int | float) for v in box)):
-        raise CocoFormatError(f"{path}: {name} has bbox {box!r}, expected 4 numbers [x, y, width, height]")
+def _check_image(image: dict, path: Path) -> None:
+    name = f"{path}: image id {image['id']!r}"
+    _SIDE.check(f"{name}: width", image["width"], CocoFormatError)
+    _SIDE.check(f"{name}: height", image["height"], CocoFormatError)
+
+
+def _check_segmentation(segmentation: Any, name: str, image: dict) -> None:
+    """Polygons hold finite coordinates; an RLE mask has its image's size (else pycocotools decodes garbage)."""
+    if isinstance(segmentation, list):
+        for polygon in segmentation:
+            each(FINITE).check(f"{name}: segmentation polygon", polygon, CocoFormatError)
+    elif isinstance(segmentation, dict) and "size" in segmentation:
+        size = [image["height"], image["width"]]
+        if segmentation["size"] != size:
+            raise CocoFormatError(
+                f"{name}: segmentation size {segmentation['size']!r} differs from its image's [height, width] {size}"
+            )
+
+
+def _check_annotation(annotation: dict, image: dict, path: Path) -> None:
+    """Finite values, a box of positive size inside its image (as declared: the files are checked against the
+    declared size when a dataset opens them)."""
+    name = f"{path}: annotation id {annotation['id']} of image id {image['id']!r}"
+    box = annotation["bbox"]
+    each(FINITE, length=4).check(f"{name}: bbox [x, y, width, height]", box, CocoFormatError)
+    each(POSITIVE, length=2).check(f"{name}: bbox size [width, height]", box[2:], CocoFormatError)
     x, y, w, h = box
-    if w <= 0 or h <= 0:
-        raise CocoFormatError(f"{path}: {name} has bbox {box} with non-positive size, expected width, height > 0")
     tol = _BOX_TOLERANCE
     if x < -tol or y < -tol or x + w > image["width"] + tol or y + h > image["height"] + tol:
         raise CocoFormatError(
-            f"{path}: {name} has bbox {box} outside its image id {image['id']} of {image['width']}x{image['height']} "
-            "pixels, expected 0 <= x, x + width <= image width, 0 <= y, y + height <= image height"
+            f"{name} has bbox {box} outside its image of {image['width']}x{image['height']} pixels, "
+            "expected 0 <= x, x + width <= image width, 0 <= y, y + height <= image height"
         )
+    if "area" in annotation:
+        FINITE.check(f"{name}: area", annotation["area"], CocoFormatError)
+        NON_NEGATIVE.check(f"{name}: area", annotation["area"], CocoFormatError)
+    _check_segmentation(annotation.get("segmentation"), name, image)
 
 
 def read_coco(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The parsed annotation file, after checking that it is COCO and self-consistent; errors name the file,
-    the offending entry and what was expected."""
+    """The parsed annotation file, after checking that it is COCO and self-consistent (unique ids, known
+    categories and images, finite values, positive sizes, boxes inside their images); errors name the file, the
+    offending entry with its image id, the values and what was expected."""
     path = Path(path)
     if not path.is_file():
         raise DatasetNotFoundError(f"annotation file {path} does not exist")
@@ -74,16 +101,20 @@ def read_coco(path: str | os.PathLike[str]) -> dict[str, Any]:
         ) from error
     if not isinstance(data, dict):
         raise CocoFormatError(f"{path}: expected a JSON object with images, annotations and categories")
-    _require(data, ("images", "annotations", "categories"), "the file", path)
+    _require_keys(data, ("images", "annotations", "categories"), "the file", path)
     for category in data["categories"]:
-        _require(category, ("id", "name"), f"category {category!r}", path)
+        _require_keys(category, ("id", "name"), f"category {category!r}", path)
+    images: dict[Any, dict] = {}
     for image in data["images"]:
-        _require(image, _IMAGE_KEYS, f"image {image.get('id', image)!r}", path)
-    images = {image["id"]: image for image in data["images"]}
+        _require_keys(image, _IMAGE_KEYS, f"image {image.get('id', image)!r}", path)
+        if image["id"] in images:
+            raise CocoFormatError(f"{path}: image id {image['id']!r} appears twice, expected unique image ids")
+        _check_image(image, path)
+        images[image["id"]] = image
     categories = {category["id"] for category in data["categories"]}
     seen: set[int] = set()
     for annotation in data["annotations"]:
-        _require(annotation, _ANNOTATION_KEYS, f"annotation id {annotation.get('id', '?')}", path)
+        _require_keys(annotation, _ANNOTATION_KEYS, f"annotation id {annotation.get('id', '?')}", path)
         name = f"annotation id {annotation['id']}"
         if annotation["id"] in seen:
             raise CocoFormatError(f"{path}: {name} appears twice, expected unique annotation ids")
@@ -95,7 +126,7 @@ def read_coco(path: str | os.PathLike[str]) -> dict[str, Any]:
             )
         if annotation["image_id"] not in images:
             raise CocoFormatError(f"{path}: {name} refers to image_id {annotation['image_id']!r}, not in 'images'")
-        _check_box(annotation, images[annotation["image_id"]], path)
+        _check_annotation(annotation, images[annotation["image_id"]], path)
     return data
 
 
@@ -165,9 +196,7 @@ class CocoDetection(Dataset):
         self.coco = coco_api(read_coco(self.annotation_file))
         self.image_ids = sorted(self.coco.imgs)
         for image_id in self.image_ids:
-            file = self.image_dir / self.coco.imgs[image_id]["file_name"]
-            if not file.is_file():
-                raise DatasetNotFoundError(f"{self.annotation_file}: image id {image_id}: file {file} does not exist")
+            self._check_image_file(image_id)
         categories = sorted(self.coco.cats.values(), key=lambda c: c["id"])
         self.label_to_category = [0] + [c["id"] for c in categories]
         self._category_to_label = {c: label for label, c in enumerate(self.label_to_category) if label}
@@ -178,6 +207,19 @@ class CocoDetection(Dataset):
         self.masks = has_masks if masks is None else masks
         self.transforms = transforms
 
+    def _check_image_file(self, image_id: int) -> None:
+        """The image of ``image_id`` exists, is a readable image and has the declared size."""
+        info = self.coco.imgs[image_id]
+        file = self.image_dir / info["file_name"]
+        if not file.is_file():
+            raise DatasetNotFoundError(f"{self.annotation_file}: image id {image_id}: file {file} does not exist")
+        width, height = verify_image(file)
+        if (width, height) != (info["width"], info["height"]):
+            raise CocoFormatError(
+                f"{self.annotation_file}: image id {image_id} declares width x height {info['width']}x"
+                f"{info['height']}, but its file {file} is {width}x{height} pixels"
+            )
+
     def __len__(self) -> int:
         return len(self.image_ids)
 
@@ -186,11 +228,6 @@ class CocoDetection(Dataset):
         info = self.coco.imgs[image_id]
         image = _load_image(self.image_dir / info["file_name"])
         height, width = image.shape[-2:]
-        if (height, width) != (info["height"], info["width"]):
-            raise CocoFormatError(
-                f"{self.annotation_file}: image id {image_id} is {width}x{height} pixels, "
-                f"the file declares {info['width']}x{info['height']}"
-            )
         annotations = [a for a in self.coco.imgToAnns[image_id] if not a.get("iscrowd", 0)]
         boxes = torch.tensor([a["bbox"] for a in annotations], dtype=torch.float32).reshape(-1, 4)
         boxes[:, 2:] += boxes[:, :2]
@@ -236,29 +273,35 @@ class SegmentationDataset(Dataset):
         self.image_dir, self.mask_dir = Path(image_dir), Path(mask_dir)
         if not self.image_dir.is_dir():
             raise DatasetNotFoundError(f"image directory {self.image_dir} does not exist")
-        self.images = sorted(p for p in self.image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        self.images = image_files_in(self.image_dir)
         if not self.images:
             raise DatasetNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {self.image_dir}")
-        missing = [p.name for p in self.images if not (self.mask_dir / f"{p.stem}.png").is_file()]
+        missing = [p.name for p in self.images if not self._label_map(p).is_file()]
         if missing:
             raise DatasetNotFoundError(
                 f"{len(missing)} image(s) of {self.image_dir} have no label map {self.mask_dir}/<name>.png, "
                 f"e.g. {missing[0]}"
             )
+        for image in self.images:
+            size, label_size = verify_image(image), verify_image(self._label_map(image))
+            if size != label_size:
+                raise ValueError(
+                    f"label map {self._label_map(image)} is {label_size[0]}x{label_size[1]} pixels, its image "
+                    f"{image} {size[0]}x{size[1]}; expected the same size"
+                )
         self.classes, self.transforms, self.ignore_index = tuple(classes), transforms, ignore_index
+
+    def _label_map(self, image: Path) -> Path:
+        return self.mask_dir / f"{image.stem}.png"
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         image = _load_image(self.images[index])
-        mask_path = self.mask_dir / f"{self.images[index].stem}.png"
+        mask_path = self._label_map(self.images[index])
         with Image.open(mask_path) as mask_image:
             labels = torch.from_numpy(np.asarray(mask_image, dtype=np.int64))
-        if labels.shape != image.shape[-2:]:
-            raise ValueError(
-                f"label map {mask_path} is {tuple(labels.shape)} (H x W), its image {tuple(image.shape[-2:])}"
-            )
         bad = labels[(labels >= len(self.classes)) & (labels != self.ignore_index)]
         if bad.numel():
             raise ValueError(

