@@ -1,4 +1,4 @@
-"""The `hilovit` command."""
+"""The `hilovit` command (also `python -m hilovit`): one parser of the grammar's class for every subcommand."""
 
 from __future__ import annotations
 
@@ -10,30 +10,27 @@ from collections.abc import Sequence
 
 import torch
 
-from hilovit.dense.commands import add_commands as add_dense_commands
-from hilovit.export.cli import add_commands as add_export_commands
+from hilovit.export.capture import ExportError
+from hilovit.export.cli import add_export_commands
+from hilovit.export.parity import ParityError
+from hilovit.grammar import Parser, add_command, add_flags, prepare_output_file
+from hilovit.models import list_models
+from hilovit.models.registry import TASKS
 from hilovit.speed import environment
-from hilovit.speed.cli import add_commands as add_speed_commands
+from hilovit.speed.cli import add_bench_commands
 from hilovit.train.checkpoint import TrainCheckpointError
-from hilovit.train.commands import (
-    add_demo_arguments,
-    add_eval_arguments,
-    add_train_arguments,
-    demo_command,
-    eval_command,
-    train_command,
-)
-from hilovit.train.task_commands import add_commands as add_task_commands
-from hilovit.yolo.cli import add_commands as add_yolo_commands
+from hilovit.train.commands import add_training_commands
+from hilovit.yolo.cli import add_yolo_commands
 
 TRACEBACK_VARIABLE = "HILOVIT_TRACEBACK"
-#: What bad input raises (config, dataset and checkpoint errors derive from these): reported in one line.
+#: What bad input raises (config, dataset and checkpoint errors derive from these), and what writing an output
+#: can meet (a full disk, a folder without write permission): reported in one line.
 USER_ERRORS: tuple[type[Exception], ...] = (
     ValueError,
-    FileNotFoundError,
-    IsADirectoryError,
-    NotADirectoryError,
+    OSError,
     TrainCheckpointError,
+    ExportError,
+    ParityError,
 )
 EPILOG = (
     "Errors in what you pass (values, paths, checkpoints) are reported in one line, exit status 2; "
@@ -42,41 +39,50 @@ EPILOG = (
 
 
 def _info(args: argparse.Namespace) -> None:
+    prepare_output_file(args.json)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     report = environment(device) | {
         "cuda_available": torch.cuda.is_available(),
         "mkldnn": torch.backends.mkldnn.is_available(),
     }
-    print(json.dumps(report, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in report.items()))
+    print("\n".join(f"{key}: {value}" for key, value in report.items()))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _models(args: argparse.Namespace) -> None:
+    names = list_models(args.pattern, task=args.task)
+    if not names:
+        raise ValueError(f"no model matches {args.pattern!r}" + (f" for task {args.task}" if args.task else ""))
+    print("\n".join(names))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="hilovit", description="HiLo attention and LITv2 vision transformers.", epilog=EPILOG
-    )
+    """The `hilovit` parser: every subcommand a :class:`~hilovit.grammar.Parser` (one-line errors, defaults
+    in ``--help``)."""
+    parser = Parser(prog="hilovit", description="HiLo attention and LITv2 vision transformers.", epilog=EPILOG)
     commands = parser.add_subparsers(dest="command", required=True)
-    info = commands.add_parser("info", help="versions, device and threads that measurements depend on")
-    info.add_argument("--json", action="store_true", help="print as JSON")
+    info = add_command(commands, "info", help="versions, device and threads that measurements depend on")
+    add_flags(info, "json")
     info.set_defaults(run=_info)
-    train = commands.add_parser("train", help="train a classifier from a YAML recipe plus key=value overrides")
-    add_train_arguments(train)
-    train.set_defaults(run=train_command)
-    evaluate = commands.add_parser("eval", help="top-1/top-5 and confusion matrix of a checkpoint on a dataset")
-    add_eval_arguments(evaluate)
-    evaluate.set_defaults(run=eval_command)
-    demo = commands.add_parser("demo", help="LITv2-nano with HiLo vs global MSA on Fashion-MNIST, same time budget")
-    add_demo_arguments(demo)
-    demo.set_defaults(run=demo_command)
-    add_speed_commands(commands)
+    models = add_command(commands, "models", help="list the model names hilovit builds (the one registry)")
+    models.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. '*nano*'")
+    models.add_argument(
+        "--task",
+        choices=TASKS,
+        default=None,
+        help="only the models of this task",
+    )
+    models.set_defaults(run=_models)
+    add_training_commands(commands)
+    add_bench_commands(commands)
     add_export_commands(commands)
-    add_dense_commands(commands)
-    add_task_commands(commands)
     add_yolo_commands(commands)
     return parser
 
 
 def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> None:
-    """Parse ``argv`` and run the chosen command; a :data:`USER_ERRORS` exception ends it with
+    """Parse ``argv`` and run the chosen command; a :data:`USER_ERRORS` exception ends it with one line
     ``<prog>: error: <message>`` on stderr and exit status 2 (the traceback when HILOVIT_TRACEBACK=1)."""
     args = parser.parse_args(argv)
     try:
@@ -84,8 +90,14 @@ def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None = No
     except USER_ERRORS as error:
         if os.environ.get(TRACEBACK_VARIABLE, "0") not in ("", "0"):
             raise
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        print(f"{parser.prog}: error: {one_line(str(error))}", file=sys.stderr)
         raise SystemExit(2) from error
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: its non-blank lines, stripped, joined by ``"; "`` (an error from a library
+    can span lines; the CLI's error report never does)."""
+    return "; ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 def main(argv: Sequence[str] | None = None) -> None:

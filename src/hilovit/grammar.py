@@ -8,6 +8,7 @@ shows each flag's default in ``--help``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ __all__ = [
     "add_flags",
     "argument_type",
     "autocast_dtype",
+    "comma_list",
+    "prepare_output_file",
     "resolve_device",
 ]
 
@@ -70,11 +73,51 @@ def argument_type(kind: Callable[[str], Any], rule: Rule) -> Callable[[str], Any
     return parse
 
 
+def comma_list(item: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
+    """An argparse ``type`` for a sweep: ``"224,256"`` -> ``(224, 256)``, each item parsed (and checked) by
+    ``item``; a bad item is reported with the whole value."""
+
+    def parse(text: str) -> tuple[Any, ...]:
+        items = [part.strip() for part in text.split(",")]
+        if not all(items):
+            raise argparse.ArgumentTypeError(f"expected a comma list such as 224,256 (no empty item), got {text!r}")
+        try:
+            return tuple(item(part) for part in items)
+        except (argparse.ArgumentTypeError, ValueError) as error:
+            raise argparse.ArgumentTypeError(f"{error} in the comma list {text!r}") from None
+
+    parse.__name__ = f"comma list of {item.__name__}"
+    return parse
+
+
 POSITIVE_INT = argument_type(int, interval(1, integer=True))
 NON_NEGATIVE_INT = argument_type(int, interval(0, integer=True))
 FINITE_POSITIVE = Rule(lambda value: POSITIVE.accepts(value) and value != float("inf"), "a finite number > 0")
 POSITIVE_SECONDS = argument_type(float, FINITE_POSITIVE)
 NON_NEGATIVE_FLOAT = argument_type(float, NON_NEGATIVE)
+POSITIVE_INTS = comma_list(POSITIVE_INT)
+
+
+def prepare_output_file(path: str | os.PathLike[str] | None) -> Path | None:
+    """Make ``path`` writable before any work is done: create its parent folder, refuse a directory. Commands
+    call it on every output file they were given, so a long run never ends unable to save its results.
+
+    Raises:
+        IsADirectoryError: ``path`` is a directory.
+        NotADirectoryError / PermissionError / OSError: the parent folder cannot be made or written.
+    """
+    if path is None:
+        return None
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"output {path} is a directory: expected a file path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise type(error)(f"cannot make the folder of output {path}: {error.strerror or error}") from None
+    if not os.access(path.parent, os.W_OK):
+        raise PermissionError(f"cannot write output {path}: folder {path.parent} is not writable")
+    return path
 
 
 def resolve_device(text: str | None) -> torch.device:
@@ -144,12 +187,18 @@ FLAGS: dict[str, Flag] = {
     ),
     "workers": Flag("--workers", "data-loading processes", {"type": NON_NEGATIVE_INT, "default": 0}),
     "json": Flag("--json", "also write the results to this JSON file", {"type": Path}),
+    "csv": Flag("--csv", "also write one line per result row to this CSV file", {"type": Path}),
+    "plots": Flag("--plots", "also write PNG plots into this folder", {"type": Path}),
+    "threads": Flag("--threads", "intra-op CPU threads while measuring (None: torch's)", {"type": POSITIVE_INT}),
+    "warmup": Flag("--warmup", "untimed calls per candidate first", {"type": NON_NEGATIVE_INT, "default": 2}),
+    "repeats": Flag("--repeats", "timed samples per candidate, interleaved", {"type": POSITIVE_INT, "default": 7}),
 }
 
 
 def add_flags(parser: argparse.ArgumentParser, *concepts: str, **overrides: Any) -> None:
     """Add the grammar's flags for ``concepts``; ``overrides`` (``<concept>_default=...``,
-    ``<concept>_help=...``, ``<concept>_required=...``) adjust them for this subcommand."""
+    ``<concept>_help=...``, ``<concept>_required=...``, ``<concept>_choices=...``) adjust them for this subcommand,
+    and ``<concept>_aliases=("--imgsz",)`` adds further spellings of the flag (another tool's, which its users type)."""
     unknown = sorted(set(concepts) - set(FLAGS))
     if unknown:
         raise ValueError(f"unknown grammar concept(s) {', '.join(unknown)}; known: {', '.join(FLAGS)}")
@@ -157,11 +206,11 @@ def add_flags(parser: argparse.ArgumentParser, *concepts: str, **overrides: Any)
         spec = FLAGS[concept]
         options = dict(spec.options)
         options["help"] = overrides.pop(f"{concept}_help", spec.help)
-        for key in ("default", "required", "choices"):
+        for key in ("default", "required", "choices", "type"):
             if f"{concept}_{key}" in overrides:
                 options[key] = overrides.pop(f"{concept}_{key}")
         if options.get("action") != "store_true" and "default" not in options:
             options["default"] = None
-        parser.add_argument(spec.flag, **options)
+        parser.add_argument(spec.flag, *overrides.pop(f"{concept}_aliases", ()), **options)
     if overrides:
         raise ValueError(f"unknown add_flags option(s) {', '.join(sorted(overrides))}")

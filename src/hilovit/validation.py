@@ -4,12 +4,14 @@ format for a bad one: ``<name> must be <what is expected>, got <value>``."""
 from __future__ import annotations
 
 import difflib
+import math
 import numbers
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "FINITE",
     "FRACTION",
     "MAPPING",
     "NON_NEGATIVE",
@@ -98,6 +100,7 @@ PROBABILITY = interval(0, 1)
 FRACTION = interval(0, 1, high_open=True)  # a dropout or drop-path rate, label smoothing
 POSITIVE = interval(0, low_open=True)
 NON_NEGATIVE = interval(0)
+FINITE = Rule(lambda value: _is_number(value, False) and math.isfinite(value), "a finite number")
 
 
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> str:

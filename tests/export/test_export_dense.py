@@ -18,7 +18,7 @@ def test_semantic_fpn_onnx(tmp_path):
     sizes = [(64, 64), (96, 160), (97, 131)]
     result = to_onnx(model, torch.randn(2, 3, 64, 64), tmp_path / "sfpn.onnx", sizes=sizes, optimize=False)
     assert result.parity.passed, "\n".join(result.parity.lines())
-    assert [check.input_shape[2:] for check in result.parity.checks] == sizes
+    assert [check.input_shape for check in result.parity.checks] == [(b, 3, *size) for b in (1, 3) for size in sizes]
 
 
 def test_detector_is_refused_with_reason(tmp_path):

@@ -19,10 +19,10 @@ pytest.importorskip("onnxscript")  # the dynamo-based ONNX exporter's translator
 IMAGE_SIZES = [(64, 64), (160, 96), (97, 131)]
 
 
-def _check(report: ParityReport, sizes: list[tuple[int, int]], batch: int = 1) -> None:
+def _check(report: ParityReport, sizes: list[tuple[int, int]], batches: tuple[int, ...] = (1, 3)) -> None:
     assert report.passed, "\n".join(report.lines())
-    assert [check.input_shape[0] for check in report.checks] == [batch] * len(sizes)
-    assert [check.input_shape[2:] for check in report.checks] == sizes
+    assert [check.input_shape[0] for check in report.checks] == [batch for batch in batches for _ in sizes]
+    assert [check.input_shape[2:] for check in report.checks] == sizes * len(batches)
     assert report.max_abs_diff <= 1e-4
 
 
@@ -31,9 +31,9 @@ def test_hilo_layer_onnx_and_torch_export(tmp_path):
     layer = HiLo2d(32, 4, qkv_bias=True, window_size=2, alpha=0.5)
     example = torch.randn(2, 32, 14, 14)  # even sides: no padding in the example, padding at the odd sizes
     sizes = [(14, 14), (10, 6), (7, 9)]
-    onnx_result = to_onnx(layer, example, tmp_path / "hilo.onnx", opset=20, sizes=sizes, check_batch=3)
+    onnx_result = to_onnx(layer, example, tmp_path / "hilo.onnx", opset=20, sizes=sizes, check_batches=3)
     assert [entry.version for entry in onnx.load(onnx_result.path).opset_import if entry.domain == ""] == [20]
-    _check(onnx_result.parity, sizes, batch=3)
+    _check(onnx_result.parity, sizes, batches=(3,))
     pt2_result = to_torch_export(layer, example, tmp_path / "hilo.pt2", sizes=sizes)
     _check(pt2_result.parity, sizes)
     loaded = torch.export.load(pt2_result.path).module()
@@ -90,7 +90,7 @@ def test_clear_errors(tmp_path, model, example, error, match):
     ("settings", "match"),
     [
         (dict(opset=11), "opset must be an int >= 18, got 11"),
-        (dict(check_batch=0), "check batch must be an int >= 1, got 0"),
+        (dict(check_batches=0), r"check batches must be a non-empty list, each an integer >= 1, got \(0,\)"),
         (dict(tolerance=float("nan")), "tolerance must be >= 0, got nan"),
     ],
 )
@@ -126,4 +126,8 @@ def test_parity_failure_is_reported():
     assert not report.passed
     assert report.max_abs_diff == 2e-3
     error = ParityError(report, "m.onnx")
-    assert "MISMATCH" in str(error) and "m.onnx" in str(error)
+    assert str(error) == (
+        "m: onnxruntime differs from eager PyTorch by 2.000e-03 at input 1x3x9x9, above the tolerance 1e-04; "
+        "exported file kept for inspection: m.onnx"
+    )
+    assert "MISMATCH" in "\n".join(error.report.lines())

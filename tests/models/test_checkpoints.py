@@ -19,6 +19,7 @@ from hilovit.models import (
     litv2_config,
     litv2_nano,
     load_official,
+    read_arch,
     save_safetensors,
 )
 
@@ -249,3 +250,21 @@ def test_timm_pretrained_file_still_adapts_the_head_and_features(tmp_path: Path)
     torch.testing.assert_close(features.model.patch_embed.proj.weight, dense.patch_embed.proj.weight)
     with pytest.raises(CheckpointMismatchError, match=r"missing from the checkpoint: norm\.weight"):
         _pretrained(tmp_path / "det.pth")  # a classifier of the checkpoint's class count needs its head
+
+
+def test_safetensors_carry_the_architecture(classifier: nn.Module, tmp_path: Path) -> None:
+    arch = {"model_name": "litv2_nano", "num_classes": 10}
+    path = save_safetensors(classifier, tmp_path / "nano.safetensors", arch=arch)
+    assert read_arch(path) == arch
+    assert read_arch(save_safetensors(classifier, tmp_path / "plain.safetensors")) is None
+    model = timm.create_model(
+        "litv2_nano", num_classes=10, pretrained=True, pretrained_cfg_overlay=dict(file=str(path))
+    )
+    trunk = {k: v for k, v in classifier.state_dict().items() if not k.startswith("head.")}  # timm resets the head
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in trunk.items())  # the metadata does not disturb timm
+    with pytest.raises(ValueError, match=r"arch must name the model as arch\['model_name'\]"):
+        save_safetensors(classifier, tmp_path / "x.safetensors", arch={"num_classes": 10})
+    with pytest.raises(ValueError, match="arch must hold JSON values"):
+        save_safetensors(
+            classifier, tmp_path / "x.safetensors", arch={"model_name": "litv2_nano", "norm": nn.LayerNorm}
+        )

@@ -1,16 +1,15 @@
-import argparse
-
 import pytest
 from rich.console import Console
 
-from hilovit.speed.cli import add_commands
+from hilovit.grammar import Parser
+from hilovit.speed.cli import add_bench_commands
 
 
 @pytest.fixture
 def run():
     """Run a `hilovit` command line through hilovit.speed.cli's argparse wiring; returns the command's result."""
-    parser = argparse.ArgumentParser(prog="hilovit")
-    add_commands(parser.add_subparsers(dest="command", required=True))
+    parser = Parser(prog="hilovit")
+    add_bench_commands(parser.add_subparsers(dest="command", required=True))
 
     def run_command(argv):
         args = parser.parse_args(argv)

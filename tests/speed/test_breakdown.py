@@ -16,7 +16,7 @@ from hilovit.speed.breakdown import (
     time_breakdown,
 )
 
-TINY_MODELS = ["--size", "32", "--batch", "1", "--warmup", "0", "--repeats", "1", "--threads", "1"]
+TINY_MODELS = ["--img-size", "32", "--batch-size", "1", "--warmup", "0", "--repeats", "1", "--threads", "1"]
 
 
 @pytest.mark.parametrize(
@@ -125,7 +125,7 @@ def test_bench_models_breakdown_prints_and_writes_json(tmp_path, run):
 
 
 def test_bench_attention_breakdown_covers_the_training_step(run):
-    args = ["--dim", "16", "--heads", "2", "--batch", "1", "--size", "4", "--warmup", "0", "--repeats", "1"]
+    args = ["--dim", "16", "--heads", "2", "--batch-size", "1", "--img-size", "4", "--warmup", "0", "--repeats", "1"]
     options = ["--mechanisms", "msa", "--alpha", "0.5", "--mode", "both", "--breakdown"]
     report = run(["bench", "attention", *args, *options])
     assert [b.point.mode for b in report.breakdowns] == ["forward", "forward+backward"]

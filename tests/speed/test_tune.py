@@ -10,7 +10,7 @@ from hilovit.attention.hilo import HiLo
 from hilovit.speed.measure import Row
 from hilovit.speed.tune import TuneSettings, hilo_configs, pareto_front
 
-TINY = ["--batch", "1", "--warmup", "0", "--repeats", "1", "--threads", "1", "--alpha", "0.5,1"]
+TINY = ["--batch-size", "1", "--warmup", "0", "--repeats", "1", "--threads", "1", "--alpha", "0.5,1"]
 
 
 def test_configs_that_build_the_same_heads_are_tried_once():
@@ -23,8 +23,8 @@ def test_configs_that_build_the_same_heads_are_tried_once():
 
 def test_tune_model_writes_builder_kwargs_within_constraints(tmp_path, run):
     out = tmp_path / "tuned.json"
-    args = ["tune", "litv2_nano", "--size", "32", *TINY, "--alpha", "0.5", "--min-hifi-heads", "1"]
-    result = run([*args, "--out", str(out)])
+    args = ["tune", "litv2_nano", "--img-size", "32", *TINY, "--alpha", "0.5", "--min-hifi-heads", "1"]
+    result = run([*args, "--output", str(out)])
     assert len(result.report.rows) == 4 and result.front
     assert result.chosen.hifi_heads >= 1
     kwargs = json.loads(out.read_text())
@@ -35,8 +35,8 @@ def test_tune_model_writes_builder_kwargs_within_constraints(tmp_path, run):
 
 def test_tune_layer_with_a_flops_cap_and_sdpa_backends(tmp_path, run):
     out = tmp_path / "layer.json"
-    args = ["tune", "hilo", "--dim", "16", "--heads", "2", "--size", "4", *TINY, "--sdpa", "flash,math"]
-    result = run([*args, "--max-gmacs", "1e-4", "--out", str(out)])
+    args = ["tune", "hilo", "--dim", "16", "--heads", "2", "--img-size", "4", *TINY, "--sdpa", "flash,math"]
+    result = run([*args, "--max-gmacs", "1e-4", "--output", str(out)])
     assert {row.name.split()[-1] for row in result.report.rows} == {"sdpa=flash", "sdpa=math"}
     assert all(row.gmacs <= 1e-4 for row in result.report.rows if row.name == result.chosen.name)
     HiLo(16, 2, **json.loads(out.read_text()))
@@ -44,15 +44,15 @@ def test_tune_layer_with_a_flops_cap_and_sdpa_backends(tmp_path, run):
 
 def test_unmeetable_constraints_write_nothing(tmp_path, run):
     out = tmp_path / "none.json"
-    args = ["tune", "hilo", "--dim", "16", "--heads", "2", "--size", "4", *TINY, "--max-gmacs", "0"]
-    result = run([*args, "--out", str(out)])
+    args = ["tune", "hilo", "--dim", "16", "--heads", "2", "--img-size", "4", *TINY, "--max-gmacs", "0"]
+    result = run([*args, "--output", str(out)])
     assert result.chosen is None and not out.exists()
 
 
 def test_bad_tune_arguments_are_named(run):
-    with pytest.raises(SystemExit, match="unknown LITv2 architecture 'resnet50'"):
+    with pytest.raises(ValueError, match=r"unknown tune target 'resnet50'; known: hilo, litv2_b"):
         run(["tune", "resnet50"])
-    with pytest.raises(SystemExit, match="unknown SDPA backend"):
+    with pytest.raises(ValueError, match="unknown SDPA backend"):
         run(["tune", "hilo", "--sdpa", "fast"])
 
 

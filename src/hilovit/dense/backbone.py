@@ -24,6 +24,7 @@ from torchvision.ops.feature_pyramid_network import (
 from hilovit.dense.fpn import build_fpn
 from hilovit.models import LITv2Backbone, LoadResult, litv2_config, load_official, read_checkpoint
 from hilovit.models.checkpoints import Source
+from hilovit.validation import unknown_name
 
 __all__ = [
     "EXTRA_LEVELS",
@@ -35,8 +36,9 @@ __all__ = [
     "load_backbone_weights",
 ]
 
-# Builder variant -> hilovit architecture name (hilovit.models.litv2_config).
-VARIANTS = {"nano": "litv2_nano", "tiny": "litv2_tiny", "s": "litv2_s", "m": "litv2_m", "b": "litv2_b"}
+#: LITv2 sizes of the dense models: ``<variant>`` is the architecture ``litv2_<variant>`` (see
+#: :func:`~hilovit.models.litv2_config`); :mod:`hilovit.dense.builders` registers one model per family and size.
+VARIANTS = ("nano", "tiny", "s", "m", "b")
 # Pyramid levels above the last input level: none, P6 by max-pooling (R-CNN), P6/P7 by convolutions (RetinaNet).
 EXTRA_LEVELS = (None, "pool", "p6p7")
 
@@ -66,10 +68,10 @@ def check_num_classes(num_classes: int, meaning: str) -> None:
         raise ValueError(f"num_classes ({meaning}) must be an int >= 1, got {num_classes!r}")
 
 
-def _architecture(variant: str) -> str:
+def _architecture(variant: str) -> dict[str, Any]:
     if variant not in VARIANTS:
-        raise ValueError(f"unknown LITv2 variant {variant!r}; expected one of {', '.join(map(repr, VARIANTS))}")
-    return VARIANTS[variant]
+        raise ValueError(unknown_name("LITv2 variant", variant, VARIANTS))
+    return litv2_config(f"litv2_{variant}")
 
 
 def load_backbone_weights(backbone: LITv2Backbone, source: Source) -> LoadResult:
@@ -101,7 +103,7 @@ def litv2_backbone(
         weights: an official checkpoint to load (see :func:`load_backbone_weights`); nothing is downloaded.
         **kwargs: architecture overrides, e.g. ``drop_path_rate`` or ``use_checkpoint``.
     """
-    config = {**litv2_config(_architecture(variant)), **kwargs}
+    config = {**_architecture(variant), **kwargs}
     backbone = LITv2Backbone(out_indices=out_indices, with_norm0=with_norm0, **config)
     if weights is not None:
         load_backbone_weights(backbone, weights)

@@ -127,7 +127,7 @@ def capture(model: nn.Module, example: Tensor) -> ExportedProgram:
             raise ExportError(
                 f"{name} fails on the example of shape {tuple(example.shape)}: {describe_error(error)}"
             ) from error
-        dynamic = {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}
+        dynamic = {0: Dim("batch", min=1), 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}
         try:
             with symbolic_config.patch(backed_size_oblivious=True):
                 return torch.export.export(model, (example,), dynamic_shapes=[dynamic])

@@ -18,7 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from hilovit.export.capture import ExportError, capture, describe_error, export_mode, model_name
-from hilovit.export.parity import DEFAULT_TOLERANCE, ExportResult, check_settings, verify
+from hilovit.export.parity import DEFAULT_CHECK_BATCHES, DEFAULT_TOLERANCE, ExportResult, check_settings, verify
+from hilovit.models.checkpoints import write_atomically
 
 __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "onnxruntime_runner", "to_onnx"]
 
@@ -62,7 +63,7 @@ def to_onnx(
     opset: int = DEFAULT_OPSET,
     sizes: Sequence[tuple[int, int]] | None = None,
     check: bool = True,
-    check_batch: int = 1,
+    check_batches: int | Sequence[int] = DEFAULT_CHECK_BATCHES,
     tolerance: float = DEFAULT_TOLERANCE,
     optimize: bool = True,
 ) -> ExportResult:
@@ -77,7 +78,7 @@ def to_onnx(
         sizes: ``(height, width)`` pairs for the parity check (default: the example's size and two
             non-square odd ones, see :func:`~hilovit.export.parity.default_sizes`).
         check: run onnxruntime on ``sizes`` and compare with eager PyTorch.
-        check_batch: batch of the check inputs (differ from the example's to check the dynamic batch).
+        check_batches: batches of the check inputs (others than the example's, to check the dynamic batch).
         tolerance: largest absolute difference allowed (1e-4 suits fp32).
         optimize: let the exporter fold constants and fuse patterns (slower export, leaner graph).
 
@@ -91,7 +92,7 @@ def to_onnx(
     """
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
         raise ValueError(f"opset must be an int >= {MIN_OPSET}, got {opset!r}")
-    check_settings(check_batch, tolerance, sizes)
+    batches = check_settings(check_batches, tolerance, sizes)
     program = capture(model, example)
     name = model_name(model)
     path = Path(path) if path is not None else Path(f"{name}.onnx")
@@ -102,11 +103,9 @@ def to_onnx(
     except Exception as error:
         raise ExportError(f"{name} cannot be translated to ONNX opset {opset}: {describe_error(error)}") from error
     path.parent.mkdir(parents=True, exist_ok=True)
-    onnx_program.save(str(path))
+    write_atomically(path, lambda tmp: onnx_program.save(str(tmp)))
     if not check:
         return ExportResult(path, None)
     with export_mode(model):
-        report = verify(
-            model, name, "onnxruntime", onnxruntime_runner(path), example, path, sizes, check_batch, tolerance
-        )
+        report = verify(model, name, "onnxruntime", onnxruntime_runner(path), example, path, sizes, batches, tolerance)
     return ExportResult(path, report)

@@ -63,10 +63,16 @@ class ExportResult:
 
 
 class ParityError(RuntimeError):
-    """An exported artifact disagrees with eager PyTorch beyond the tolerance; ``report`` has the details."""
+    """An exported artifact disagrees with eager PyTorch beyond the tolerance. The message is one line (the
+    worst input); ``report`` has the per-size details (``report.lines()``)."""
 
     def __init__(self, report: ParityReport, path: str) -> None:
-        super().__init__("\n".join([*report.lines(), f"  exported file kept for inspection: {path}"]))
+        worst = max(report.checks, key=lambda check: check.max_abs_diff)
+        shape = "x".join(map(str, worst.input_shape))
+        super().__init__(
+            f"{report.model}: {report.runtime} differs from eager PyTorch by {worst.max_abs_diff:.3e} at input "
+            f"{shape}, above the tolerance {report.tolerance:.0e}; exported file kept for inspection: {path}"
+        )
         self.report = report
 
 
@@ -121,9 +127,12 @@ def measure_parity(
 
 # A (height, width) pair of ints >= 2, the least a dynamic side may be.
 _SIZE = each(interval(2, integer=True), length=2)
+_BATCHES = each(interval(1, integer=True))
+#: Parity check batches: one and more than the example's two, so that a batch fixed by the trace shows.
+DEFAULT_CHECK_BATCHES = (1, 3)
 
 
-def check_sizes(sizes: Sequence[tuple[int, int]] | None) -> None:
+def check_export_sizes(sizes: Sequence[tuple[int, int]] | None) -> None:
     """Raise ValueError naming the bad value unless ``sizes`` is None or a non-empty sequence of size pairs."""
     if sizes is None:
         return
@@ -137,13 +146,23 @@ def check_sizes(sizes: Sequence[tuple[int, int]] | None) -> None:
             raise ValueError(f"sizes={sizes!r}: entry {size!r} is not a (height, width) pair of ints >= 2")
 
 
-def check_settings(batch: int, tolerance: float, sizes: Sequence[tuple[int, int]] | None = None) -> None:
-    """Raise ValueError naming the bad value, before a (long) export, unless the check can run."""
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"the parity check batch must be an int >= 1, got {batch!r}")
+def check_batches(batches: int | Sequence[int]) -> tuple[int, ...]:
+    """The parity check batches as a tuple (one int is one batch); ValueError naming a bad one."""
+    batches = (batches,) if isinstance(batches, int) else tuple(batches)
+    if not _BATCHES.accepts(list(batches)):
+        raise ValueError(f"the parity check batches must be {_BATCHES.expected}, got {batches!r}")
+    return batches
+
+
+def check_settings(
+    batches: int | Sequence[int], tolerance: float, sizes: Sequence[tuple[int, int]] | None = None
+) -> tuple[int, ...]:
+    """Raise ValueError naming the bad value, before a (long) export, unless the check can run; returns the
+    check batches as a tuple."""
     if not tolerance >= 0:
         raise ValueError(f"the parity tolerance must be >= 0, got {tolerance!r}")
-    check_sizes(sizes)
+    check_export_sizes(sizes)
+    return check_batches(batches)
 
 
 def verify(
@@ -154,16 +173,17 @@ def verify(
     example: Tensor,
     path: Path,
     sizes: Sequence[tuple[int, int]] | None = None,
-    batch: int = 1,
+    batches: Sequence[int] = DEFAULT_CHECK_BATCHES,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> ParityReport:
-    """Parity of ``exported`` with ``model`` at ``sizes`` (default :func:`default_sizes` of the example).
+    """Parity of ``exported`` with ``model`` at every batch of ``batches`` and size of ``sizes`` (default
+    :func:`default_sizes` of the example).
 
     Raises:
         ParityError: a difference exceeds ``tolerance`` (the exported file at ``path`` is kept).
     """
     sizes = default_sizes(*example.shape[-2:]) if sizes is None else list(sizes)
-    inputs = check_inputs(example, sizes, batch)
+    inputs = [x for batch in batches for x in check_inputs(example, sizes, batch, seed=batch)]
     report = measure_parity(model_name, runtime, model, exported, inputs, tolerance)
     if not report.passed:
         raise ParityError(report, str(path))

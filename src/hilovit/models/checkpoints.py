@@ -15,24 +15,33 @@ A classification checkpoint loaded into a dense-prediction backbone drops its ``
 entries, and a backbone checkpoint loaded into a classifier drops its ``norm0..3.`` output norms; every
 other difference is an error (:class:`CheckpointMismatchError`) that lists the keys by name. Keys a caller
 knowingly leaves at their initialisation are named in ``allow_missing``; nothing is skipped silently.
+
+Files hilovit writes carry their architecture, ``{"model_name": <registry name>, **constructor kwargs}``: in the
+safetensors metadata (:func:`save_safetensors` with ``arch``) or a training checkpoint's ``arch`` entry;
+:func:`read_arch` reads it back and :func:`~hilovit.models.create_model_from_file` rebuilds the model. A file that
+is no checkpoint at all (text, say) is named as such before anything tries to unpickle it (:func:`sniff_checkpoint`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import safetensors
 import safetensors.torch
 import torch
 from torch import Tensor, nn
 
 __all__ = [
+    "NUMPY_STATE_GLOBALS",
     "CheckpointError",
     "CheckpointFormatError",
     "CheckpointMismatchError",
@@ -40,8 +49,11 @@ __all__ = [
     "check_state_dict",
     "load_official",
     "official_state_dict",
+    "read_arch",
     "read_checkpoint",
     "save_safetensors",
+    "sniff_checkpoint",
+    "write_atomically",
 ]
 
 Source = str | os.PathLike[str] | Mapping[str, object]
@@ -52,6 +64,12 @@ _FORM_SPECIFIC = re.compile(r"^(norm\d*|head)\.")
 _LISTED = 20  # keys named per category in an error message; the exception keeps all of them
 # Key prefixes that wrappers add to the wrapped module's keys: (Distributed)DataParallel, torch.compile.
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+# The safetensors metadata entry that holds the architecture (JSON) of the weights in the file.
+ARCH_METADATA_KEY = "hilovit.arch"
+_SAFETENSORS_HEADER_LIMIT = 100 * 2**20  # safetensors' own limit on the JSON header
+#: What ``torch.load(weights_only=True)`` needs, besides tensors and plain containers, to read numpy's random state
+#: (an ndarray) in a training checkpoint; nothing that runs code.
+NUMPY_STATE_GLOBALS = [np.ndarray.__reduce__(np.zeros(0))[0], np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 
 
 class CheckpointError(ValueError):
@@ -92,13 +110,13 @@ class CheckpointMismatchError(CheckpointError):
                 shown = ", ".join(items[:_LISTED])
                 more = f" ... and {len(items) - _LISTED} more" if len(items) > _LISTED else ""
                 lines.append(f"  {len(items)} {title}: {shown}{more}")
-        hint = _hint(missing, unexpected, mismatched)
+        hint = _mismatch_hint(missing, unexpected, mismatched)
         if hint:
             lines.append(f"  hint: {hint}")
         super().__init__("\n".join(lines))
 
 
-def _hint(
+def _mismatch_hint(
     missing: list[str], unexpected: list[str], mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]
 ) -> str:
     """Advice for a key prefix on one side only and for the two common, expected differences; none when
@@ -156,18 +174,46 @@ class LoadResult:
     dropped: tuple[str, ...]
 
 
-def _load_file(path: Path) -> object:
+def sniff_checkpoint(path: str | os.PathLike[str]) -> str:
+    """What the bytes of ``path`` are: ``"safetensors"``, ``"torch"`` (a ``torch.save`` zip or legacy pickle).
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointFormatError: a directory, or a file of neither kind (e.g. text), named with what it starts with.
+    """
+    path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint file not found: '{path}'")
     if not path.is_file():
         raise CheckpointFormatError(f"'{path}' is not a file; expected a checkpoint file (.pth, .pt, .safetensors)")
-    if path.suffix == ".safetensors":
+    with path.open("rb") as file:
+        head = file.read(24)
+    # safetensors: the JSON header's length (8 bytes, little-endian), then the header itself
+    if len(head) > 8 and 0 < int.from_bytes(head[:8], "little") <= _SAFETENSORS_HEADER_LIMIT and head[8:9] == b"{":
+        return "safetensors"
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):  # torch.save's zip, or a legacy pickle
+        return "torch"
+    if not head:
+        shown = "an empty file"
+    elif all(char.isprintable() or char.isspace() for char in head.decode("ascii", errors="replace")):
+        shown = f"text, starting {head.decode('ascii')!r}"
+    else:
+        shown = "binary data of an unknown format"
+    raise CheckpointFormatError(
+        f"'{path}' is not a valid checkpoint: it is {shown}; expected a file written by torch.save (.pt, .pth) "
+        "or a safetensors file"
+    )
+
+
+def _load_file(path: Path) -> object:
+    if sniff_checkpoint(path) == "safetensors":
         try:
             return safetensors.torch.load_file(path)
         except safetensors.SafetensorError as err:
             raise CheckpointFormatError(f"'{path}' is not a valid safetensors checkpoint: {err}") from err
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(NUMPY_STATE_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         reason = next((ln.strip() for ln in str(err).splitlines() if "Unsupported" in ln), str(err))
         if "Unsupported global" in reason:
@@ -182,6 +228,36 @@ def _load_file(path: Path) -> object:
             f"'{path}' is not a valid checkpoint (corrupt, truncated or not made by torch.save): "
             f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'empty or truncated file'}"
         ) from err
+
+
+def read_arch(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The architecture a hilovit file records, ``{"model_name": <registry name>, **constructor kwargs}``
+    (``hilovit.models.create_model(**arch)`` rebuilds the model), or None when the file has none.
+
+    Reads the metadata of a safetensors file written by :func:`save_safetensors`, or the ``arch`` entry of a
+    training checkpoint (loaded with ``weights_only=True``).
+    """
+    path = Path(path)
+    if sniff_checkpoint(path) == "safetensors":
+        try:
+            with safetensors.safe_open(path, framework="pt") as file:
+                text = (file.metadata() or {}).get(ARCH_METADATA_KEY)
+        except safetensors.SafetensorError as err:
+            raise CheckpointFormatError(f"'{path}' is not a valid safetensors checkpoint: {err}") from err
+        if text is None:
+            return None
+        try:
+            arch = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise CheckpointFormatError(f"'{path}': its {ARCH_METADATA_KEY} metadata is not JSON ({err})") from err
+    else:
+        state = _load_file(path)
+        arch = state.get("arch") if isinstance(state, Mapping) else None
+        if arch is None:
+            return None
+    if not isinstance(arch, dict) or not isinstance(arch.get("model_name"), str):
+        raise CheckpointFormatError(f"'{path}' records an architecture without a model name: {arch!r}")
+    return arch
 
 
 def _unwrap(obj: object, origin: str) -> dict[str, Tensor]:
@@ -310,8 +386,16 @@ def load_official(model: nn.Module, source: Source, *, allow_missing: str | Iter
     return LoadResult(missing=allowed, dropped=dropped)
 
 
-def save_safetensors(source: nn.Module | Mapping[str, Tensor], path: str | os.PathLike[str]) -> Path:
+def save_safetensors(
+    source: nn.Module | Mapping[str, Tensor], path: str | os.PathLike[str], arch: Mapping[str, Any] | None = None
+) -> Path:
     """Write a model's state dict (or a state dict) to ``path`` as safetensors, atomically.
+
+    Args:
+        source: the model or its state dict.
+        path: the file to write.
+        arch: ``{"model_name": <registry name>, **constructor kwargs}``, stored (JSON) in the file's metadata so
+            that :func:`~hilovit.models.create_model_from_file` rebuilds the model from the file alone.
 
     The file is written next to ``path`` under a temporary name and moved into place, so a reader never
     sees a partial file. Returns the path written.
@@ -320,14 +404,35 @@ def save_safetensors(source: nn.Module | Mapping[str, Tensor], path: str | os.Pa
     if path.is_dir():
         example = path / "model.safetensors"
         raise IsADirectoryError(f"path {path} is a directory: expected a file path such as {example}")
+    metadata = {"format": "pt"}
+    if arch is not None:
+        if not isinstance(arch.get("model_name"), str):
+            raise ValueError(f"arch must name the model as arch['model_name'] (a string), got {dict(arch)!r}")
+        try:
+            metadata[ARCH_METADATA_KEY] = json.dumps(dict(arch), sort_keys=True)
+        except TypeError as err:
+            raise ValueError(f"arch must hold JSON values (numbers, strings, lists, dicts): {err}") from err
     state = source.state_dict() if isinstance(source, nn.Module) else source
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write '{path}': directory '{path.parent}' does not exist")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    return write_atomically(path, lambda tmp: safetensors.torch.save_file(tensors, tmp, metadata=metadata))
+
+
+def write_atomically(path: str | os.PathLike[str], write: Callable[[Path], object]) -> Path:
+    """``write(tmp)`` to a temporary file beside ``path``, flush it to disk, then rename it to ``path``: a reader
+    (also after a crash or power loss) sees the old file or the complete new one, never a partial one; on failure
+    (or an interrupt) the temporary file is removed and the exception propagates."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
     os.close(fd)
     try:
-        safetensors.torch.save_file(tensors, tmp, metadata={"format": "pt"})
+        write(Path(tmp))
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

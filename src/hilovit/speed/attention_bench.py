@@ -22,9 +22,9 @@ from hilovit.attention.baselines import (
     WindowAttention,
 )
 from hilovit.attention.hilo import HiLo
-from hilovit.speed.export import Report
 from hilovit.speed.measure import DTYPES, MODES, Case, Point, Row, autocast_runner, by_point, parameter_count
 from hilovit.speed.report import describe
+from hilovit.speed.results_files import Report
 from hilovit.speed.sweep import sweep_report
 
 # name -> (label, builder(settings)); HiLo, one candidate per alpha, is built by build_mechanisms.

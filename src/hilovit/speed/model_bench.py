@@ -15,10 +15,11 @@ import torch
 from rich.console import Console
 from torch import nn
 
-import hilovit.models  # noqa: F401  (registers the litv2_* models with timm)
-from hilovit.speed.export import Report
+from hilovit.models import create_model, list_models
 from hilovit.speed.measure import DTYPES, MODES, Case, Point, autocast_runner, parameter_count
+from hilovit.speed.results_files import Report
 from hilovit.speed.sweep import sweep_report
+from hilovit.validation import unknown_name
 
 MODEL_SETS = {
     "s": ("litv2_s", "swin_tiny_patch4_window7_224", "pvt_v2_b2", "convnext_tiny", "resnet50"),
@@ -41,16 +42,16 @@ LABELS = {
 
 
 def resolve_models(spec: str, extra: tuple[str, ...] = ()) -> list[str]:
-    """``s,m`` / ``all`` / timm names (and the names in `extra`) -> ordered, deduplicated model names."""
+    """``s,m`` / ``all`` / hilovit classifier or timm names (and the names in `extra`) -> ordered, deduplicated
+    model names."""
     names: list[str] = []
+    hilovit_names = list_models(task="classification")
     for item in (part.strip() for part in spec.split(",")):
         expanded = [n for key in MODEL_SETS for n in MODEL_SETS[key]] if item == "all" else MODEL_SETS.get(item)
         for name in expanded or (item,):
-            if name not in extra and name not in timm.list_models(name):
-                raise ValueError(
-                    f"unknown model {name!r}: expected a timm model name (timm.list_models()) or one of "
-                    f"{', '.join([*MODEL_SETS, 'all', *extra])}"
-                )
+            if name not in extra and name not in hilovit_names and name not in timm.list_models(name):
+                known = [*MODEL_SETS, "all", *extra, *hilovit_names]
+                raise ValueError(f"{unknown_name('model', name, known)}; or any timm model (timm.list_models())")
             if name not in names:
                 names.append(name)
     return names
@@ -94,11 +95,12 @@ def model_label(name: str) -> str:
 
 
 def build_models(names: list[str] | tuple[str, ...]) -> dict[str, tuple[str, nn.Module]]:
-    """Name -> (label, timm model with random weights, seeded), in order."""
+    """Name -> (label, hilovit or timm model with random weights, seeded), in order."""
     models = {}
     for name in names:
         torch.manual_seed(0)
-        models[name] = (model_label(name), timm.create_model(name, pretrained=False))
+        model = create_model(name) if name in list_models() else timm.create_model(name, pretrained=False)
+        models[name] = (model_label(name), model)
     return models
 
 

@@ -13,8 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hilovit.speed.breakdown import breakdown_sweep
 from hilovit.speed.environment import environment, fixed_threads
-from hilovit.speed.export import Report
 from hilovit.speed.measure import DTYPES, Case, Point, Row, measure_point
+from hilovit.speed.results_files import Report
 
 
 class SweepSettings(Protocol):

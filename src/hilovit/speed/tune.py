@@ -4,7 +4,7 @@ The sweep covers the Lo-Fi share ``alpha`` and the window of every HiLo stage, a
 implementation choices (SDPA backend, channels-last, ``torch.compile``). All candidates are timed
 interleaved at one input size; the result is the measured speed/FLOPs Pareto front and the fastest
 configuration within the constraints, written as plain builder keyword arguments:
-``timm.create_model(name, **json.load(open(path)))`` (or ``HiLo(dim, heads, **kwargs)`` for a layer).
+``hilovit.models.create_model(name, **json.load(open(path)))`` (or ``HiLo(dim, heads, **kwargs)`` for a layer).
 
 The LITv2 builders take one ``alpha`` for all stages and a window per stage (``local_ws``), so that is
 what is tuned.
@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-import timm
 import torch
 from rich.console import Console
 from torch import Tensor, nn
@@ -29,9 +28,11 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from hilovit.attention.hilo import HiLo
 from hilovit.models.litv2 import LITv2Trunk, litv2_config
+from hilovit.models.registry import create_model, list_models
 from hilovit.speed.environment import environment, fixed_threads
-from hilovit.speed.export import Report
 from hilovit.speed.measure import DTYPES, MODES, Case, Point, Row, autocast_runner, measure_point, parameter_count
+from hilovit.speed.results_files import Report
+from hilovit.validation import unknown_name
 
 SDPA_BACKENDS = {
     "flash": SDPBackend.FLASH_ATTENTION,
@@ -94,8 +95,9 @@ class TuneSettings:
     repeats: int = 5
 
     def __post_init__(self) -> None:
-        if self.target != "hilo":
-            litv2_config(self.target)  # raises naming the known architectures
+        targets = ["hilo", *list_models("litv2_*", task="classification")]
+        if self.target not in targets:
+            raise ValueError(unknown_name("tune target", self.target, targets))
         unknown = [name for name in self.sdpa if name not in SDPA_BACKENDS]
         if unknown:
             raise ValueError(f"unknown SDPA backend(s) {unknown}: expected any of {', '.join(SDPA_BACKENDS)}")
@@ -145,7 +147,7 @@ def _build(settings: TuneSettings, config: TuneConfig) -> nn.Module:
     torch.manual_seed(0)
     if settings.target == "hilo":
         return HiLo(settings.dim, settings.num_heads, qkv_bias=True, **config.kwargs)  # type: ignore[arg-type]
-    return timm.create_model(settings.target, pretrained=False, **config.kwargs)
+    return create_model(settings.target, **config.kwargs)
 
 
 def _forward(settings: TuneSettings, module: Callable[..., Tensor], x: Tensor) -> Callable[[], Tensor]:
@@ -265,5 +267,5 @@ def tune(settings: TuneSettings, console: Console | None = None) -> TuneResult:
 
 
 def write_config(path: str | Path, config: TuneConfig) -> None:
-    """The chosen builder keyword arguments as JSON: ``timm.create_model(name, **json.load(f))``."""
+    """The chosen builder keyword arguments as JSON: ``hilovit.models.create_model(name, **json.load(f))``."""
     Path(path).write_text(json.dumps(config.kwargs, indent=2) + "\n")
