@@ -12,13 +12,20 @@ Each computes the same function as the standard ops it stands in for (to float32
 * :func:`image_groups`: a stack of layers run on a few images at a time keeps its activations in the
   last-level cache between layers.
 
-None of these has autograd or is visible to dispatch modes such as ``FlopCounterMode``, so they apply only
-where :func:`is_cpu_inference` (and, for the oneDNN kernels, :func:`fusable`) holds; what each is worth is
-measured by ``benchmarks/bench_models.py --cpu-groups``.
+None of these has autograd, so they apply only where :func:`is_cpu_inference` (and, for the oneDNN kernels,
+:func:`fusable`) holds; what each is worth is measured by ``benchmarks/bench_models.py --cpu-groups``. What keeps
+recorded graphs standard is public state only (the tensor's type and device, grad mode, the module's mode, the
+tracers' public flags; TorchScript never compiles the gates), so graphs that torch.fx, TorchScript, torch.jit.trace,
+torch.compile and torch.export record hold the standard ops. The oneDNN kernels also step aside for a layer with
+forward hooks, which a direct kernel call would skip: PyTorch keeps hooks in ``Module._forward_hooks`` and the
+global hook dicts, which have no public accessor. ``FlopCounterMode`` counts the oneDNN kernels as the linear and
+convolution they stand in for (formulas registered on import), so FLOP counts are the same in inference as in
+training.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules import module as module_state
-from torch.utils._python_dispatch import _get_current_dispatch_mode
+from torch.utils.flop_counter import conv_flop_count, flop_registry, sdpa_backward_flop, sdpa_flop, shape_wrapper
 
 __all__ = [
     "attention",
@@ -40,6 +47,7 @@ __all__ = [
     "is_cpu_inference",
     "last_level_cache_bytes",
     "linear",
+    "register_flop_formulas",
     "standard_ops",
 ]
 
@@ -66,17 +74,17 @@ def standard_ops() -> Iterator[None]:
 
 
 def is_cpu_inference(x: Tensor, module: nn.Module) -> bool:
-    """True for eager inference on CPU: `module` in eval mode, autograd off, a plain tensor, and no tracer
-    (torch.compile, torch.export, TorchScript tracing) or dispatch mode watching, which must see the standard ops.
+    """True for eager inference on CPU: a plain tensor (not a torch.fx proxy, fake or subclass tensor), `module` in
+    eval mode, autograd off, and no tracer (torch.compile, torch.export, torch.jit.trace) recording, which must see
+    the standard ops. The type is checked first, so a torch.fx proxy never reaches a data-dependent branch.
     """
     return (
-        x.device.type == "cpu"
-        and type(x) is Tensor
+        type(x) is Tensor
+        and x.device.type == "cpu"
         and not module.training
         and not torch.is_grad_enabled()
         and not torch.compiler.is_compiling()
         and not torch.jit.is_tracing()
-        and _get_current_dispatch_mode() is None
     )
 
 
@@ -91,10 +99,10 @@ def _has_hooks(module: nn.Module) -> bool:
 
 def _fast_float32(x: Tensor, module: nn.Module) -> bool:
     return (
-        _FAST_OPS.get()
+        is_cpu_inference(x, module)
+        and _FAST_OPS.get()
         and x.dtype == torch.float32
         and not torch.is_autocast_enabled("cpu")
-        and is_cpu_inference(x, module)
     )
 
 
@@ -139,7 +147,7 @@ def conv2d_act(conv: nn.Conv2d, act: nn.Module, x: Tensor) -> Tensor:
 def attention(module: nn.Module, q: Tensor, k: Tensor, v: Tensor, scale: float, dropout_p: float) -> Tensor:
     """``scaled_dot_product_attention(q, k, v)`` for `module`; explicit (matmul, softmax, matmul) in float32
     CPU inference with at most :data:`EXPLICIT_ATTENTION_MAX_KEYS` keys."""
-    if k.shape[-2] <= EXPLICIT_ATTENTION_MAX_KEYS and _fast_float32(q, module):
+    if _fast_float32(q, module) and k.shape[-2] <= EXPLICIT_ATTENTION_MAX_KEYS:  # no size guard under export
         scores = torch.matmul(q, k.transpose(-2, -1)).mul_(scale)
         return torch.matmul(scores.softmax(-1), v)
     return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale)
@@ -177,3 +185,31 @@ def default_group_bytes(caches: Path = _CPU0_CACHES) -> int:
     """
     cache = last_level_cache_bytes(caches)
     return cache // 2 if cache else FALLBACK_GROUP_BYTES
+
+
+def _linear_pointwise_flops(x_shape: list[int], w_shape: list[int], *args: object, **kwargs: object) -> int:
+    return 2 * math.prod(x_shape[:-1]) * w_shape[0] * w_shape[1]
+
+
+def _convolution_pointwise_flops(
+    x_shape: list[int], w_shape: list[int], *args: object, out_shape: list[int], **kwargs: object
+) -> int:
+    return conv_flop_count(x_shape, w_shape, out_shape)
+
+
+def register_flop_formulas() -> None:
+    """Have ``FlopCounterMode`` count what CPU inference runs (idempotent; done on import): the oneDNN kernels as
+    the linear / convolution they compute, and CPU scaled-dot-product attention with the formula PyTorch registers
+    for the CUDA kernels only (so the explicit and the fused attention count the same)."""
+    formulas = {
+        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: sdpa_flop,
+        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: sdpa_backward_flop,
+    }
+    if _ONEDNN:
+        formulas[torch.ops.mkldnn._linear_pointwise] = shape_wrapper(_linear_pointwise_flops)
+        formulas[torch.ops.mkldnn._convolution_pointwise] = shape_wrapper(_convolution_pointwise_flops)
+    for op, formula in formulas.items():
+        flop_registry.setdefault(op, formula)
+
+
+register_flop_formulas()

@@ -154,7 +154,7 @@ def test_map_smaller_than_the_window():
 
 def test_window_size_one_is_plain_global_multi_head_attention():
     m = make(dim=32, heads=4, ws=1, alpha=0.3)
-    assert (m.l_heads, m.h_heads) == (4, 0) and not hasattr(m, "h_qkv")
+    assert (m.l_heads, m.h_heads) == (4, 0) and m.h_qkv is None
     x = torch.randn(2, 20, 32)
     q = m.l_q(x).view(2, 20, 4, 8).transpose(1, 2)
     k, v = m.l_kv(x).view(2, 20, 2, 4, 8).permute(2, 0, 3, 1, 4)
@@ -175,7 +175,9 @@ def test_window_size_one_is_plain_global_multi_head_attention():
 def test_head_split_and_missing_branches_have_no_parameters(heads, alpha, lofi, hifi):
     m = make(dim=heads * 4, heads=heads, ws=2, alpha=alpha)
     assert (m.l_heads, m.h_heads) == (lofi, hifi)
-    assert hasattr(m, "l_q") == (lofi > 0) and hasattr(m, "h_qkv") == (hifi > 0)
+    assert (m.l_q is not None) == (lofi > 0) and (m.h_qkv is not None) == (hifi > 0)
+    params = {name.split(".")[0] for name, _ in m.named_parameters()}
+    assert params == ({"l_q", "l_kv", "l_proj"} if lofi else set()) | ({"h_qkv", "h_proj"} if hifi else set())
     x = torch.randn(2, 15, heads * 4)
     torch.testing.assert_close(m(x, 3, 5), loop_reference(m, x, 3, 5), atol=1e-5, rtol=1e-4)
 
@@ -329,3 +331,10 @@ def test_paper_single_layer_setting_flops():
     hifi = 196 * 768 * 384 + 49 * 16 * 128 * 2 + 196 * 128 * 128
     lofi = 196 * 768 * 640 + 49 * 768 * 1280 + 196 * 640 * 49 * 2 + 196 * 640 * 640
     assert HiLo(768, 12, window_size=2, alpha=0.9).flops(14, 14) == hifi + lofi == 298_296_320
+
+
+@pytest.mark.parametrize("qk_scale", [None, 0.0, 0])
+def test_a_zero_or_missing_qk_scale_means_the_default_as_in_the_official_code(qk_scale):
+    # official: `self.scale = qk_scale or head_dim ** -0.5`
+    assert make(dim=32, heads=4, ws=2, alpha=0.5, qk_scale=qk_scale).scale == 8**-0.5
+    assert make(dim=32, heads=4, ws=2, alpha=0.5, qk_scale=0.25).scale == 0.25

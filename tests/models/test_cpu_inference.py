@@ -168,3 +168,21 @@ def test_group_budget_falls_back_where_the_cache_is_unknown(tmp_path: Path) -> N
     _fake_cache(tmp_path, 0, "Unified", "lots")
     assert cpu_inference.last_level_cache_bytes(tmp_path) is None
     assert cpu_inference.default_group_bytes(tmp_path / "missing") == cpu_inference.FALLBACK_GROUP_BYTES
+
+
+def test_flop_counter_counts_the_fused_kernels_as_the_ops_they_replace() -> None:
+    layer, conv = nn.Linear(24, 40).eval(), nn.Conv2d(8, 8, 3, padding=1, groups=8).eval()
+    x, image = torch.randn(2, 5, 24), torch.randn(1, 8, 9, 7)
+    counts = []
+    for fast in (False, True):
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            if fast:
+                torch.ops.mkldnn._linear_pointwise(x, layer.weight, layer.bias, "none", [], "")
+                torch.ops.mkldnn._convolution_pointwise(
+                    image, conv.weight, conv.bias, conv.padding, conv.stride, conv.dilation, conv.groups, "gelu", [],
+                    "none",
+                )  # fmt: skip
+            else:
+                layer(x), conv(image)
+        counts.append(counter.get_total_flops())
+    assert counts[0] == counts[1] == 2 * 10 * 24 * 40 + 2 * 63 * 8 * 9

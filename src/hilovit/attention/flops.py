@@ -1,34 +1,23 @@
-"""Make `torch.utils.flop_counter.FlopCounterMode` count scaled-dot-product attention on CPU.
+"""FLOPs as `torch.utils.flop_counter.FlopCounterMode` counts them, CPU attention and CPU inference kernels included.
 
 PyTorch registers FLOP formulas for the CUDA attention kernels only, so on CPU the fused
-`_scaled_dot_product_flash_attention_for_cpu` op counts zero and attention-heavy models look cheap.
+`_scaled_dot_product_flash_attention_for_cpu` op would count zero and attention-heavy models would look cheap;
+:func:`hilovit.cpu_inference.register_flop_formulas` (run on import) adds it and the oneDNN kernels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
-from torch.utils.flop_counter import FlopCounterMode, flop_registry, sdpa_backward_flop, sdpa_flop
+from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["count_flops", "register_cpu_sdpa_flops"]
+import hilovit.cpu_inference  # noqa: F401  registers the FLOP formulas of CPU attention and the oneDNN kernels
 
-_aten = torch.ops.aten
-_CPU_SDPA_FORMULAS = {
-    _aten._scaled_dot_product_flash_attention_for_cpu: sdpa_flop,
-    _aten._scaled_dot_product_flash_attention_for_cpu_backward: sdpa_backward_flop,
-}
-
-
-def register_cpu_sdpa_flops() -> None:
-    """Register the CPU SDPA forward and backward ops with the same formulas as the CUDA kernels (idempotent)."""
-    for op, formula in _CPU_SDPA_FORMULAS.items():
-        flop_registry.setdefault(op, formula)
+__all__ = ["count_flops"]
 
 
 def count_flops(fn: Callable[[], object]) -> int:
     """FLOPs (2 per multiply-accumulate) that `FlopCounterMode` counts while running `fn()`, CPU SDPA included."""
-    register_cpu_sdpa_flops()
     with FlopCounterMode(display=False) as counter:
         fn()
     return counter.get_total_flops()

@@ -13,6 +13,7 @@ Parameter names and shapes are those of the official code, so official weights l
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from hilovit.attention.hilo_core import HiLoNd, check_config
@@ -27,13 +28,15 @@ class HiLo(HiLoNd):
         dim: channels C of the tokens.
         num_heads: total attention heads; ``int(num_heads * alpha)`` of them are Lo-Fi, the rest Hi-Fi.
         qkv_bias: add a bias to the query, key and value projections.
-        qk_scale: attention logit scale; ``head_dim ** -0.5`` when None.
+        qk_scale: attention logit scale; ``head_dim ** -0.5`` when None or 0 (as the official
+            ``qk_scale or head_dim ** -0.5``).
         attn_drop: dropout on the attention weights (training mode only).
         proj_drop: dropout on the output (training mode only).
         window_size: the window / pooling size ``s``. ``1`` means plain global multi-head attention:
             every head is Lo-Fi and keys are not pooled, whatever ``alpha`` is.
         alpha: share of Lo-Fi heads in [0, 1]. ``0`` gives window attention only, ``1`` pooled global
             attention only; a branch whose head count rounds down to zero has no parameters.
+        device, dtype: where and how the parameters are created (as for ``nn.Linear``).
 
     Any ``H, W >= 1`` is accepted. When a side is not a multiple of ``window_size`` (or smaller than it)
     the layer follows the official dense-prediction code: the tokens are zero-padded on the right and
@@ -52,13 +55,18 @@ class HiLo(HiLoNd):
         proj_drop: float = 0.0,
         window_size: int = 2,
         alpha: float = 0.5,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         check_config(dim, num_heads, (window_size,), alpha, attn_drop, proj_drop)
-        super().__init__(dim, num_heads, qkv_bias, qk_scale, attn_drop, proj_drop, (window_size, window_size), alpha)
+        super().__init__(
+            dim, num_heads, qkv_bias, qk_scale, attn_drop, proj_drop, (window_size, window_size), alpha, device, dtype
+        )
         self.ws = window_size
 
     def forward(self, x: Tensor, H: int, W: int) -> Tensor:
-        self._check_tokens(x, (H, W))
+        if not torch.jit.is_scripting():  # the checks build messages TorchScript cannot
+            self._check_tokens(x, (H, W))
         batch = x.shape[0]
         return self.forward_hwc(x.reshape(batch, H, W, self.dim)).reshape(batch, H * W, self.dim)
 
@@ -79,5 +87,6 @@ class HiLo2d(HiLo):
     """
 
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
-        self._check_channels_first(x)
+        if not torch.jit.is_scripting():  # the checks build messages TorchScript cannot
+            self._check_channels_first(x)
         return self.forward_hwc(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)

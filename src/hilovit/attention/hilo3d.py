@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor
 
 from hilovit.attention.hilo_core import HiLoNd, check_config
@@ -34,12 +35,14 @@ class HiLo3d(HiLoNd):
         dim: channels C of the tokens.
         num_heads: total attention heads; ``int(num_heads * alpha)`` of them are Lo-Fi, the rest Hi-Fi.
         qkv_bias: add a bias to the query, key and value projections.
-        qk_scale: attention logit scale; ``head_dim ** -0.5`` when None.
+        qk_scale: attention logit scale; ``head_dim ** -0.5`` when None or 0 (as the official
+            ``qk_scale or head_dim ** -0.5``).
         attn_drop: dropout on the attention weights (training mode only).
         proj_drop: dropout on the output (training mode only).
         window_size: the window / pooling size ``(t, h, w)`` (an int means a cube). ``(1, 1, 1)`` is plain
             global attention over all ``T*H*W`` tokens: every head is Lo-Fi and keys are not pooled.
         alpha: share of Lo-Fi heads in [0, 1]; ``0`` gives window attention only.
+        device, dtype: where and how the parameters are created (as for ``nn.Linear``).
 
     Any ``T, H, W >= 1`` is accepted: sides that are not a multiple of the window are zero-padded at the
     back/bottom/right, both branches run on the padded grid and the output is cropped back (as in 2-D).
@@ -55,13 +58,16 @@ class HiLo3d(HiLoNd):
         proj_drop: float = 0.0,
         window_size: int | Sequence[int] = (2, 2, 2),
         alpha: float = 0.5,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         window = _window3d(window_size)
         check_config(dim, num_heads, window, alpha, attn_drop, proj_drop)
-        super().__init__(dim, num_heads, qkv_bias, qk_scale, attn_drop, proj_drop, window, alpha)
+        super().__init__(dim, num_heads, qkv_bias, qk_scale, attn_drop, proj_drop, window, alpha, device, dtype)
 
     def forward(self, x: Tensor, T: int, H: int, W: int) -> Tensor:
-        self._check_tokens(x, (T, H, W))
+        if not torch.jit.is_scripting():  # the checks build messages TorchScript cannot
+            self._check_tokens(x, (T, H, W))
         batch = x.shape[0]
         return self.forward_channels_last(x.reshape(batch, T, H, W, self.dim)).reshape(batch, T * H * W, self.dim)
 
@@ -78,5 +84,6 @@ class HiLo3dChannelsFirst(HiLo3d):
     """
 
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
-        self._check_channels_first(x)
+        if not torch.jit.is_scripting():  # the checks build messages TorchScript cannot
+            self._check_channels_first(x)
         return self.forward_channels_last(x.permute(0, 2, 3, 4, 1)).permute(0, 4, 1, 2, 3)

@@ -25,6 +25,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from timm.layers import register_notrace_module
 from torch import Tensor, nn
 from torchvision.ops import deform_conv2d as _torchvision_deform_conv2d
 
@@ -71,7 +72,18 @@ def _check_input(x: Tensor, channels: int) -> None:
         raise ValueError(f"expected H and W >= {KERNEL}, got input shape {tuple(x.shape)}")
 
 
-def _bilinear_corners(offset: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]:
+def _axis_corners(coordinate: Tensor, size: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Lower/upper corner indices and their (masked) linear weights along one axis."""
+    low = coordinate.floor()
+    frac = coordinate - low
+    high = low + 1
+    weight_low = (1 - frac) * ((low >= 0) & (low < size))
+    weight_high = frac * ((high >= 0) & (high < size))
+    # clamped after the conversion, so that huge or non-finite coordinates still index in range
+    return low.long().clamp(0, size - 1), high.long().clamp(0, size - 1), weight_low, weight_high
+
+
+def _bilinear_corners(offset: Tensor, height: int, width: int, kernel: int = KERNEL) -> tuple[Tensor, Tensor]:
     """Rows of the four corners of every sample point in the flattened (B*H*W, C) input, and their weights.
 
     `offset` is (B, 8, Ho, Wo). Returns (B*Ho*Wo*4, 4) int64 row indices and weights of the same shape,
@@ -80,27 +92,16 @@ def _bilinear_corners(offset: Tensor, height: int, width: int) -> tuple[Tensor, 
     """
     batch, _, out_h, out_w = offset.shape
     # (B, Ho, Wo, taps, 2): a free view when the offsets come from a channels-last convolution
-    dyx = offset.permute(0, 2, 3, 1).reshape(batch, out_h, out_w, KERNEL * KERNEL, 2)
-    taps = torch.arange(KERNEL, device=offset.device, dtype=offset.dtype)
-    tap_i = taps.repeat_interleave(KERNEL)  # 0 0 1 1
-    tap_j = taps.repeat(KERNEL)  # 0 1 0 1
-    grid_y = (KERNEL * torch.arange(out_h, device=offset.device, dtype=offset.dtype)).view(-1, 1, 1) + tap_i
-    grid_x = (KERNEL * torch.arange(out_w, device=offset.device, dtype=offset.dtype)).view(1, -1, 1) + tap_j
+    dyx = offset.permute(0, 2, 3, 1).reshape(batch, out_h, out_w, kernel * kernel, 2)
+    taps = torch.arange(kernel, device=offset.device, dtype=offset.dtype)
+    tap_i = taps.repeat_interleave(kernel)  # 0 0 1 1
+    tap_j = taps.repeat(kernel)  # 0 1 0 1
+    grid_y = (kernel * torch.arange(out_h, device=offset.device, dtype=offset.dtype)).view(-1, 1, 1) + tap_i
+    grid_x = (kernel * torch.arange(out_w, device=offset.device, dtype=offset.dtype)).view(1, -1, 1) + tap_j
     y = grid_y + dyx[..., 0]
     x = grid_x + dyx[..., 1]
-
-    def axis(coordinate: Tensor, size: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Lower/upper corner indices and their (masked) linear weights along one axis."""
-        low = coordinate.floor()
-        frac = coordinate - low
-        high = low + 1
-        weight_low = (1 - frac) * ((low >= 0) & (low < size))
-        weight_high = frac * ((high >= 0) & (high < size))
-        # clamped after the conversion, so that huge or non-finite coordinates still index in range
-        return low.long().clamp(0, size - 1), high.long().clamp(0, size - 1), weight_low, weight_high
-
-    y0, y1, wy0, wy1 = axis(y, height)
-    x0, x1, wx0, wx1 = axis(x, width)
+    y0, y1, wy0, wy1 = _axis_corners(y, height)
+    x0, x1, wx0, wx1 = _axis_corners(x, width)
     image = (torch.arange(batch, device=offset.device) * (height * width)).view(batch, 1, 1, 1)
     row0 = image + y0 * width
     row1 = image + y1 * width
@@ -109,19 +110,30 @@ def _bilinear_corners(offset: Tensor, height: int, width: int) -> tuple[Tensor, 
     return rows.view(-1, 4), weights.view(-1, 4)
 
 
-def _gather_deform_conv2x2(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+def _exporting() -> bool:
+    """torch.export or torch.jit.trace (the TorchScript-based ONNX export) is recording; never under TorchScript,
+    which compiles no further than this check."""
+    if torch.jit.is_scripting():
+        return False
+    return torch.compiler.is_exporting() or torch.jit.is_tracing()
+
+
+def _gather_deform_conv2x2(
+    x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None, kernel: int = KERNEL
+) -> Tensor:
+    # KERNEL comes in as a default argument: TorchScript reads no module-level int
     batch, channels, height, width = x.shape
     out_h, out_w = offset.shape[2:]
-    rows, corner_weights = _bilinear_corners(offset, height, width)
+    rows, corner_weights = _bilinear_corners(offset, height, width, kernel)
     table = x.permute(0, 2, 3, 1).reshape(batch * height * width, channels)  # free when channels-last
-    if torch.compiler.is_exporting():
-        # ONNX has no embedding_bag (the exporter writes a Loop over the bags): gather, weight and sum instead.
+    if _exporting():
+        # ONNX has no embedding_bag (the exporters write a Loop over the bags): gather, weight and sum instead.
         samples = (table[rows] * corner_weights.to(x.dtype).unsqueeze(-1)).sum(1)
     else:
         samples = F.embedding_bag(rows, table, per_sample_weights=corner_weights.to(x.dtype), mode="sum")
-    taps = samples.view(batch * out_h * out_w, KERNEL * KERNEL * channels)  # (i, j, C) per location
-    kernel = weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)  # the same (i, j, C) order
-    out = F.linear(taps, kernel, bias)
+    taps = samples.view(batch * out_h * out_w, kernel * kernel * channels)  # (i, j, C) per location
+    matrix = weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)  # the same (i, j, C) order
+    out = F.linear(taps, matrix, bias)
     return out.view(batch, out_h, out_w, weight.shape[0]).permute(0, 3, 1, 2)
 
 
@@ -165,15 +177,23 @@ class DeformableConv2x2(nn.Module):
     a plain strided convolution.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, impl: Impl = "auto") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        impl: Impl = "auto",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         _check_impl(impl)
+        dd = {"device": device, "dtype": dtype}
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.impl = impl
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, KERNEL, KERNEL))
-        self.bias = nn.Parameter(torch.empty(out_channels))
-        self.conv_offset = nn.Conv2d(in_channels, OFFSET_CHANNELS, KERNEL, stride=KERNEL)
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, KERNEL, KERNEL, **dd))
+        self.bias = nn.Parameter(torch.empty(out_channels, **dd))
+        self.conv_offset = nn.Conv2d(in_channels, OFFSET_CHANNELS, KERNEL, stride=KERNEL, **dd)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -185,6 +205,8 @@ class DeformableConv2x2(nn.Module):
         nn.init.zeros_(self.conv_offset.bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        if torch.jit.is_scripting():  # TorchScript: the standard-ops implementation, without the input checks
+            return _gather_deform_conv2x2(x, self.conv_offset(x), self.weight, self.bias)
         return deform_conv2x2(x, self.conv_offset(x), self.weight, self.bias, impl=self.impl)
 
     def extra_repr(self) -> str:
@@ -192,6 +214,7 @@ class DeformableConv2x2(nn.Module):
         return f"{shape}, impl={self.impl!r}"
 
 
+@register_notrace_module
 class DeformablePatchMerging(nn.Module):
     """Deformable Token Merging: (B, dim, H, W) -> (B, out_dim, H // 2, W // 2).
 
@@ -204,14 +227,27 @@ class DeformablePatchMerging(nn.Module):
         out_dim: output channels.
         impl: the deformable convolution implementation (see :func:`deform_conv2x2`); an attribute
             that may be changed after construction.
+        device, dtype: where and how the parameters are created (as for ``nn.Conv2d``).
+
+    torch.fx does not trace into the module (a timm "notrace" leaf: its input checks and implementation choice
+    are decided at run time).
     """
 
-    def __init__(self, dim: int, out_dim: int, impl: Impl = "auto") -> None:
+    __jit_unused_properties__ = ["impl"]  # noqa: RUF012  (TorchScript's name; the property is Python-side only)
+
+    def __init__(
+        self,
+        dim: int,
+        out_dim: int,
+        impl: Impl = "auto",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         self.dim = dim
         self.out_dim = out_dim
-        self.dconv = DeformableConv2x2(dim, out_dim, impl)
-        self.norm_layer = nn.BatchNorm2d(out_dim)
+        self.dconv = DeformableConv2x2(dim, out_dim, impl, device=device, dtype=dtype)
+        self.norm_layer = nn.BatchNorm2d(out_dim, device=device, dtype=dtype)
         self.act = nn.GELU()
 
     @property
@@ -224,6 +260,8 @@ class DeformablePatchMerging(nn.Module):
         self.dconv.impl = impl
 
     def forward(self, x: Tensor) -> Tensor:
+        if torch.jit.is_scripting():  # TorchScript: no input checks, no autocast handling
+            return self.act(self.norm_layer(self.dconv(x)))
         _check_input(x, self.dim)
         device_type = x.device.type
         autocast_off = (

@@ -21,23 +21,23 @@ Two forms share the trunk (:class:`LITv2Trunk`) and the official state-dict keys
 Nothing is downloaded: load official weights with :func:`hilovit.models.load_official`.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: torch.fx copies forward()'s annotations into the graph's code, which
+# TorchScript must read as types, not strings.
 import math
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import DropPath, to_2tuple, trunc_normal_
+from timm.layers import DropPath, register_notrace_function, to_2tuple, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, load_pretrained, register_model
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from hilovit.attention import HiLo
 from hilovit.attention.checks import check_dtype, check_int, check_int_sequence, check_number
+from hilovit.attention.padding import pad_end
 from hilovit.cpu_inference import conv2d_act, default_group_bytes, image_groups, is_cpu_inference, linear
 from hilovit.models.checkpoints import check_state_dict, official_state_dict, read_checkpoint
 from hilovit.models.deform import DeformablePatchMerging
@@ -62,6 +62,7 @@ __all__ = [
 ]
 
 NormLayer = Callable[[int], nn.Module]
+torch.fx.wrap("pad_end")  # torch.fx records the call: the pad amounts are decided when the graph runs
 
 
 def _resolve_indices(num_stages: int, indices: int | Sequence[int] | None) -> list[int]:
@@ -90,22 +91,30 @@ class PatchEmbed(nn.Module):
     the official dense-prediction code, so any image size works.
     """
 
-    def __init__(self, patch_size: int, in_chans: int, embed_dim: int, norm_layer: NormLayer | None) -> None:
+    def __init__(
+        self,
+        patch_size: int,
+        in_chans: int,
+        embed_dim: int,
+        norm_layer: NormLayer | None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         check_int("patch_size", patch_size, minimum=1)
+        dd = {"device": device, "dtype": dtype}
         self.patch_size = patch_size
-        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
-        self.norm = norm_layer(embed_dim) if norm_layer is not None else nn.Identity()
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size, **dd)
+        self.norm = norm_layer(embed_dim, **dd) if norm_layer is not None else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         p = self.patch_size
-        pad_h, pad_w = -x.shape[-2] % p, -x.shape[-1] % p
-        # Under torch.export the sizes are symbolic: pad at every size rather than bake in the example's branch.
-        if torch.compiler.is_exporting() or pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
-        if is_cpu_inference(x, self):
-            # oneDNN's convolution then writes channels-last, so the tokens need no transposing copy: 2x faster
-            x = x.contiguous(memory_format=torch.channels_last)
+        # (p - n % p) % p rather than -n % p: ONNX lowers integer % of a negative number as C does.
+        x = pad_end(x, [0, (p - x.shape[-1] % p) % p, 0, (p - x.shape[-2] % p) % p])
+        if not torch.jit.is_scripting():  # noqa: SIM102  TorchScript compiles no further: an eager fast path
+            if is_cpu_inference(x, self):
+                # oneDNN's convolution then writes channels-last, so the tokens need no transposing copy: 2x faster
+                x = x.contiguous(memory_format=torch.channels_last)
         return self.norm(self.proj(x).permute(0, 2, 3, 1))
 
     def grid(self, H: int, W: int) -> tuple[int, int]:
@@ -123,33 +132,44 @@ class DWConv(nn.Module):
 
     It runs on the channels-last NCHW view of the same memory and returns a contiguous ``(B, H, W, C)``
     map; in CPU inference the activation is fused into the convolution (:func:`hilovit.cpu_inference.conv2d_act`).
-    The wrapper exists for the official key name ``mlp.dwconv.dwconv``.
+    The wrapper exists for the official key name ``mlp.dwconv.dwconv`` (the GELU has no parameters).
     """
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         super().__init__()
-        self.dwconv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.dwconv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim, device=device, dtype=dtype)
+        self.act = nn.GELU()
         nn.init.normal_(self.dwconv.weight, std=math.sqrt(2.0 / 9))  # official: fan-out init, 9 per group
         nn.init.zeros_(self.dwconv.bias)
 
-    def forward(self, x: Tensor, act: nn.Module) -> Tensor:
-        return conv2d_act(self.dwconv, act, x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.permute(0, 3, 1, 2)
+        x = self.act(self.dwconv(x)) if torch.jit.is_scripting() else conv2d_act(self.dwconv, self.act, x)
+        return x.permute(0, 2, 3, 1)
 
 
 class ConvFFN(nn.Module):
     """fc1 -> 3x3 depthwise conv -> GELU -> fc2 on ``(B, H, W, C)`` maps, dropout after GELU and fc2."""
 
-    def __init__(self, dim: int, hidden_dim: int, drop: float = 0.0) -> None:
+    def __init__(
+        self,
+        dim: int,
+        hidden_dim: int,
+        drop: float = 0.0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim)
-        self.dwconv = DWConv(hidden_dim)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_dim, dim)
+        dd = {"device": device, "dtype": dtype}
+        self.fc1 = nn.Linear(dim, hidden_dim, **dd)
+        self.dwconv = DWConv(hidden_dim, **dd)
+        self.fc2 = nn.Linear(hidden_dim, dim, **dd)
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.drop(self.dwconv(linear(self.fc1, x), self.act))
-        return self.drop(linear(self.fc2, x))
+        x = self.fc1(x) if torch.jit.is_scripting() else linear(self.fc1, x)
+        x = self.drop(self.dwconv(x))
+        return self.drop(self.fc2(x) if torch.jit.is_scripting() else linear(self.fc2, x))
 
     def flops(self, H: int, W: int) -> int:
         # fc1 + fc2, then the depthwise 3x3 and its bias (the official counter's convention).
@@ -176,12 +196,15 @@ class LITv2Block(nn.Module):
         attn_drop: float,
         drop_path: float,
         norm_layer: NormLayer,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
+        dd = {"device": device, "dtype": dtype}
         self.norm1: nn.Module | None = None
         self.attn: HiLo | None = None
         if window_size > 0:
-            self.norm1 = norm_layer(dim)
+            self.norm1 = norm_layer(dim, **dd)
             self.attn = HiLo(
                 dim,
                 num_heads=num_heads,
@@ -191,16 +214,15 @@ class LITv2Block(nn.Module):
                 proj_drop=drop,
                 window_size=window_size,
                 alpha=alpha,
+                **dd,
             )
-        self.norm2 = norm_layer(dim)
-        self.mlp = ConvFFN(dim, int(dim * mlp_ratio), drop)
+        self.norm2 = norm_layer(dim, **dd)
+        self.mlp = ConvFFN(dim, int(dim * mlp_ratio), drop, **dd)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.attn is not None:
-            B, H, W, C = x.shape
-            attn = self.attn(self.norm1(x).reshape(B, H * W, C), H, W)
-            x = x + self.drop_path(attn.reshape(B, H, W, C))
+        if self.attn is not None and self.norm1 is not None:
+            x = x + self.drop_path(self.attn.forward_hwc(self.norm1(x)))  # the trunk has checked the image
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
     def flops(self, H: int, W: int) -> int:
@@ -234,17 +256,21 @@ class LITv2Stage(nn.Module):
         self.cpu_group_bytes: int | None = CPU_GROUP_BYTES
 
     def forward(self, x: Tensor, merge: bool = True) -> tuple[Tensor, Tensor]:
-        if self.grad_checkpointing and torch.is_grad_enabled():
-            for block in self.blocks:
-                x = checkpoint(block, x, use_reentrant=False)
-        elif (groups := self._cpu_groups(x)) is not None:
-            x = torch.cat([self.blocks(group) for group in groups])
-        else:
-            x = self.blocks(x)
+        x = self.blocks(x) if torch.jit.is_scripting() else self._eager_blocks(x)
         if not merge or self.downsample is None:
             return x, x
         # DTM takes NCHW; the channels-last view costs nothing, and its output comes back as (B, H, W, C).
         return x, self.downsample(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).contiguous()
+
+    def _eager_blocks(self, x: Tensor) -> Tensor:
+        """The blocks in eager mode (and under tracers): with gradient checkpointing when it is on and autograd
+        records, on groups of images in CPU inference (:meth:`_cpu_groups`), else on the whole batch."""
+        if self.grad_checkpointing and torch.is_grad_enabled():
+            for block in self.blocks:
+                x = checkpoint(block, x, use_reentrant=False)
+            return x
+        groups = self._cpu_groups(x)
+        return self.blocks(x) if groups is None else torch.cat([self.blocks(group) for group in groups])
 
     def _cpu_groups(self, x: Tensor) -> list[Tensor] | None:
         """In CPU inference, the batch in groups of images whose ConvFFN hidden maps fit ``cpu_group_bytes``."""
@@ -315,7 +341,8 @@ class LITv2Trunk(nn.Module):
         num_heads: attention heads per stage (unused where ``local_ws[i] == 0``).
         mlp_ratio: ConvFFN hidden width relative to the stage's channels.
         qkv_bias: learnable bias on the query/key/value projections.
-        qk_scale: attention logit scale; ``head_dim ** -0.5`` when None.
+        qk_scale: attention logit scale; ``head_dim ** -0.5`` when None or 0 (as the official
+            ``qk_scale or head_dim ** -0.5``).
         drop_rate: dropout in the ConvFFN and after HiLo.
         attn_drop_rate: dropout on the attention weights.
         drop_path_rate: stochastic depth, rising linearly from 0 over all blocks to this value.
@@ -324,6 +351,11 @@ class LITv2Trunk(nn.Module):
         local_ws: HiLo window per stage; ``0`` builds ConvFFN-only blocks, ``1`` global attention.
         patch_norm: normalise the patch embedding.
         use_checkpoint: start with gradient checkpointing on (see :meth:`set_grad_checkpointing`).
+        device, dtype: where and how the parameters are created (``device="meta"`` allocates nothing), as timm's
+            ``create_model(..., device=..., dtype=...)`` passes them.
+
+    torch.fx traces the trunk (the image checks are a leaf call, :func:`check_image`; DTM is a leaf module) and
+    TorchScript scripts it; both record the standard operations, never the CPU inference fast paths.
     """
 
     def __init__(
@@ -345,6 +377,8 @@ class LITv2Trunk(nn.Module):
         local_ws: Sequence[int] = (0, 0, 2, 1),
         patch_norm: bool = True,
         use_checkpoint: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         _check_architecture(
@@ -358,10 +392,12 @@ class LITv2Trunk(nn.Module):
             alpha=alpha,
             rates=dict(drop_rate=drop_rate, attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate),
         )
+        dd = {"device": device, "dtype": dtype}
         num_stages = len(depths)
         self.patch_size = patch_size
+        self.in_chans = in_chans
         self.embed_dims = tuple(embed_dim * 2**i for i in range(num_stages))
-        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim, norm_layer if patch_norm else None)
+        self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim, norm_layer if patch_norm else None, **dd)
         rates = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
         stages = []
         for i, (dim, depth) in enumerate(zip(self.embed_dims, depths, strict=True)):
@@ -378,10 +414,11 @@ class LITv2Trunk(nn.Module):
                     attn_drop_rate,
                     rates[sum(depths[:i]) + j],
                     norm_layer,
+                    **dd,
                 )
                 for j in range(depth)
             ]
-            merge = DeformablePatchMerging(dim, dim * 2) if i < num_stages - 1 else None
+            merge = DeformablePatchMerging(dim, dim * 2, **dd) if i < num_stages - 1 else None
             stages.append(LITv2Stage(blocks, merge))
         self.layers = nn.ModuleList(stages)
         self.feature_info = [
@@ -418,35 +455,45 @@ class LITv2Trunk(nn.Module):
             total += self.layers[i].flops(*grids[i], merge=i < last)
         return total
 
-    def _check_image(self, x: Tensor, last: int) -> None:
-        """Rank, channels, dtype and size of an image batch for the stages up to ``last``."""
-        name, chans = type(self).__name__, self.patch_embed.proj.in_channels
-        if x.dim() != 4 or x.shape[1] != chans:
-            # A channels-last (B, H, W, C) batch, as image libraries give, is the usual cause.
-            nhwc = x.dim() == 4 and x.shape[-1] == chans
-            layout = " (channels-last / NHWC? use x.permute(0, 3, 1, 2))" if nhwc else ""
-            raise ValueError(
-                f"{name} expected an image batch (B, {chans}, H, W) with in_chans={chans} channels, "
-                f"got shape {tuple(x.shape)}{layout}"
-            )
-        check_dtype(x, self.patch_embed.proj.weight, name, f"a floating-point image (B, {chans}, H, W)")
-        need = self.patch_size * (2**last - 1) + 1
-        if x.shape[-2] < need or x.shape[-1] < need:
-            raise ValueError(
-                f"image of {x.shape[-2]}x{x.shape[-1]} px is too small: {last + 1} stages with patch_size "
-                f"{self.patch_size} need at least {need} px per side"
-            )
-
-    def _run(self, x: Tensor, take: Sequence[int], last: int) -> tuple[Tensor, list[Tensor]]:
+    def _run(self, x: Tensor, take: list[int], last: int) -> tuple[Tensor, list[Tensor]]:
         """Image -> (output of stage ``last``, ``(B, H, W, C)`` outputs of the stages in ``take``)."""
-        self._check_image(x, last)
+        if not torch.jit.is_scripting():  # TorchScript has no f-strings of shapes; the checks stay Python
+            x = check_image(x, self.patch_embed.proj.weight, type(self).__name__, self.patch_size, last + 1)
         x = self.patch_embed(x)
         features = []
-        for i in range(last + 1):
-            out, x = self.layers[i](x, merge=i < last)
-            if i in take:
-                features.append(out)
+        for i, stage in enumerate(self.layers):
+            if i <= last:
+                out, x = stage(x, merge=i < last)
+                if i in take:
+                    features.append(out)
         return x, features
+
+
+@torch.fx.wrap  # torch.fx records the call and checks at run time, when the sizes are known
+@register_notrace_function
+@torch.jit.ignore  # a scripted torch.fx graph calls it in Python (its messages are not TorchScript)
+def check_image(x: Tensor, weight: Tensor, name: str, patch_size: int, stages: int) -> Tensor:
+    """``x``, once checked: rank, channels (``weight``'s input channels), dtype and size of an image batch for the
+    first ``stages`` stages of the model ``name`` with patches of ``patch_size``; ValueError/TypeError naming what
+    is wrong. (It returns ``x`` so that graphs which drop unused calls, as torchvision's feature extractor does,
+    keep the check.)"""
+    chans = weight.shape[1]
+    if x.dim() != 4 or x.shape[1] != chans:
+        # A channels-last (B, H, W, C) batch, as image libraries give, is the usual cause.
+        nhwc = x.dim() == 4 and x.shape[-1] == chans
+        layout = " (channels-last / NHWC? use x.permute(0, 3, 1, 2))" if nhwc else ""
+        raise ValueError(
+            f"{name} expected an image batch (B, {chans}, H, W) with in_chans={chans} channels, "
+            f"got shape {tuple(x.shape)}{layout}"
+        )
+    check_dtype(x, weight, name, f"a floating-point image (B, {chans}, H, W)")
+    need = patch_size * (2 ** (stages - 1) - 1) + 1
+    if x.shape[-2] < need or x.shape[-1] < need:
+        raise ValueError(
+            f"image of {x.shape[-2]}x{x.shape[-1]} px is too small: {stages} stages with patch_size "
+            f"{patch_size} need at least {need} px per side"
+        )
+    return x
 
 
 class LITv2(LITv2Trunk):
@@ -459,8 +506,14 @@ class LITv2(LITv2Trunk):
         num_classes: classifier outputs; 0 leaves the pooled features (no ``head`` parameters).
         global_pool: ``"avg"`` (mean over tokens) or ``""`` (per-token logits).
         norm_layer: as in :class:`LITv2Trunk`; also the final norm.
+        device, dtype: as in :class:`LITv2Trunk`.
         **kwargs: the architecture, see :class:`LITv2Trunk`.
+
+    :meth:`forward_features` returns a channels-last map ``(B, h, w, C)``: ``output_fmt = "NHWC"``, as timm's Swin
+    declares it, so timm's tools read the channels from the last axis.
     """
+
+    output_fmt = "NHWC"
 
     def __init__(
         self,
@@ -469,12 +522,14 @@ class LITv2(LITv2Trunk):
         num_classes: int = 1000,
         global_pool: str = "avg",
         norm_layer: NormLayer = nn.LayerNorm,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(norm_layer=norm_layer, **kwargs)
+        super().__init__(norm_layer=norm_layer, device=device, dtype=dtype, **kwargs)
         self.img_size = to_2tuple(img_size)
         self.num_features = self.head_hidden_size = self.embed_dims[-1]
-        self.norm = norm_layer(self.num_features)
+        self.norm = norm_layer(self.num_features, device=device, dtype=dtype)
         self.reset_classifier(num_classes, global_pool)
 
     @torch.jit.ignore
@@ -495,6 +550,7 @@ class LITv2(LITv2Trunk):
             init_linear(self.head)
         else:
             self.head = nn.Identity()
+        self.head.train(self.training)
 
     @torch.jit.ignore
     def load_pretrained(self, checkpoint_path: str | os.PathLike[str]) -> None:
@@ -516,7 +572,7 @@ class LITv2(LITv2Trunk):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Image ``(B, C, H, W)`` -> normalised final map ``(B, h, w, num_features)`` (channels last)."""
-        x, _ = self._run(x, (), len(self.layers) - 1)
+        x, _ = self._run(x, torch.jit.annotate(list[int], []), len(self.layers) - 1)
         return self.norm(x)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
@@ -578,7 +634,14 @@ class LITv2(LITv2Trunk):
 
     def flops(self, H: int | None = None, W: int | None = None) -> int:
         """Multiply-accumulates of one image of ``H x W`` (default ``img_size``), as the paper counts them:
-        patch embedding, norms, HiLo, ConvFFN, DTM and the classifier."""
+        patch embedding, norms, HiLo, ConvFFN, DTM and the classifier.
+
+        One convention differs from the official ``flops()``: the final norm is counted on the final map's
+        ``h * w`` tokens (one operation per element, as every other norm), where the official code uses Swin's
+        ``num_features * (H/4) * (W/4) // 2**num_stages``, which counts 4x the final map's tokens (at 224: 196
+        instead of 49, i.e. 112,896 MACs more for LITv2-S, 150,528 for LITv2-B). The paper's GMACs are the same
+        to the two decimals it gives.
+        """
         H = self.img_size[0] if H is None else H
         W = self.img_size[1] if W is None else W
         h, w = self.stage_grids(H, W)[-1]
@@ -612,13 +675,15 @@ class LITv2Backbone(LITv2Trunk):
         out_indices: Sequence[int] = (0, 1, 2, 3),
         with_norm0: bool = False,
         norm_layer: NormLayer = nn.LayerNorm,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(norm_layer=norm_layer, **kwargs)
+        super().__init__(norm_layer=norm_layer, device=device, dtype=dtype, **kwargs)
         self.out_indices = tuple(_resolve_indices(len(self.layers), out_indices))
         for i in self.out_indices:
             if i > 0 or with_norm0:
-                self.add_module(f"norm{i}", norm_layer(self.embed_dims[i]))
+                self.add_module(f"norm{i}", norm_layer(self.embed_dims[i], device=device, dtype=dtype))
         self.feature_info = [self.feature_info[i] for i in self.out_indices]
         self.out_channels = tuple(info["num_chs"] for info in self.feature_info)
         self.out_strides = tuple(info["reduction"] for info in self.feature_info)

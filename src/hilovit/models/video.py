@@ -3,34 +3,22 @@
 ``(B, C, T, H, W)`` clips -> ``(B, num_classes)`` logits. Each stage starts with a strided 3-D patch projection
 (the first one from the pixels, then 2x2x2 merging) and holds :class:`~hilovit.models.layers3d.HiLo3dBlock`
 blocks (HiLo3d + depthwise-3-D-conv FFN, which supplies position, so there is no position embedding).
-Builders are registered with timm (``timm.create_model("hilo3d_video_nano", num_classes=9)``).
+Build it by name with hilovit's registry (``hilovit.models.create_model("hilo3d_video_nano", num_classes=9)``).
+The 3-D models are not registered with timm: timm's tools and its model test suite take images ``(B, C, H, W)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import torch
-from timm.models import register_model
 from torch import Tensor, nn
 
 from hilovit.models.layers3d import HiLo3dBlock, PatchEmbed3d, Window3d
 from hilovit.models.litv2 import init_linear  # LITv2's truncated-normal linear init
 
-__all__ = ["HiLoVideoNet", "build_3d_model", "hilo3d_video_nano"]
-
-Model = TypeVar("Model", bound=nn.Module)
-# timm.create_model passes these to every builder; the 3-D models have no pretrained weights.
-_TIMM_FACTORY_KEYS = ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")
-
-
-def build_3d_model(cls: Callable[..., Model], pretrained: bool, defaults: dict[str, Any], kwargs: dict) -> Model:
-    """``cls(**defaults | kwargs)`` for a timm builder, without timm's factory keys; refuses ``pretrained``."""
-    if pretrained:
-        raise ValueError(f"{cls.__name__} has no pretrained weights (nothing is downloaded); use pretrained=False")
-    kwargs = {k: v for k, v in kwargs.items() if k not in _TIMM_FACTORY_KEYS}
-    return cls(**(defaults | kwargs))
+__all__ = ["HiLoVideoNet", "hilo3d_video_nano"]
 
 
 class HiLoVideoNet(nn.Module):
@@ -71,7 +59,7 @@ class HiLoVideoNet(nn.Module):
             )
         self.num_classes = num_classes
         self.num_features = embed_dims[-1]
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        rates = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
         self.embeds = nn.ModuleList()
         self.stages = nn.ModuleList()
         for i, (dim, depth, heads, window) in enumerate(zip(embed_dims, depths, num_heads, windows, strict=True)):
@@ -104,7 +92,6 @@ class HiLoVideoNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-@register_model
-def hilo3d_video_nano(pretrained: bool = False, **kwargs: Any) -> HiLoVideoNet:
+def hilo3d_video_nano(**kwargs: Any) -> HiLoVideoNet:
     """~0.15 M parameters: 2x4x4 patches, stages of 32 and 64 channels, windows 2x2x2 then global."""
-    return build_3d_model(HiLoVideoNet, pretrained, {}, kwargs)
+    return HiLoVideoNet(**kwargs)

@@ -16,12 +16,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from timm.models import register_model
 from torch import Tensor, nn
 
 from hilovit.models.layers3d import ConvBlock3d, HiLo3dBlock, Window3d
 from hilovit.models.litv2 import init_linear
-from hilovit.models.video import build_3d_model
 
 __all__ = ["MIXERS", "HiLoUNet3d", "hilo3d_unet_nano"]
 
@@ -106,7 +104,8 @@ class HiLoUNet3d(nn.Module):
         return logits[:, :, : size[0], : size[1], : size[2]]
 
 
-@register_model
-def hilo3d_unet_nano(pretrained: bool = False, **kwargs: Any) -> HiLoUNet3d:
-    """~0.9 M parameters: widths 16/32/64/128, one HiLo3d block (2x2x2 windows) at 1/4 and at 1/8."""
-    return build_3d_model(HiLoUNet3d, pretrained, {}, kwargs)
+def hilo3d_unet_nano(**kwargs: Any) -> HiLoUNet3d:
+    """~0.9 M parameters: widths 16/32/64/128, one HiLo3d block (2x2x2 windows) at 1/4 and at 1/8.
+
+    Built by name with hilovit's registry (``hilovit.models.create_model("hilo3d_unet_nano")``), not timm's."""
+    return HiLoUNet3d(**kwargs)
