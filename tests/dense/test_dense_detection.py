@@ -15,7 +15,7 @@ from hilovit.dense import (
     maskrcnn_litv2,
     retinanet_litv2,
 )
-from hilovit.dense.detection import detector_keywords
+from hilovit.dense.detection import HiLoBoxHead, HiLoRPNHead, detector_keywords
 from hilovit.models import CheckpointMismatchError
 
 # Small odd images, kept at their size: no resizing (min/max size) and no padding (size_divisible=1).
@@ -50,6 +50,18 @@ def test_hilo_options_add_parameters_on_top_of_the_plain_model():
     plain = params(retinanet_litv2("nano", 3))
     assert params(retinanet_litv2("nano", 3, fpn="hilo")) > plain
     assert params(retinanet_litv2("nano", 3, hilo_head=True)) > plain
+
+
+@pytest.mark.parametrize("builder", [fasterrcnn_litv2, maskrcnn_litv2])
+def test_two_stage_hilo_heads_add_exactly_one_block_each(builder):
+    with torch.device("meta"):
+        plain = builder("nano", 3)
+        both = builder("nano", 3, hilo_rpn_head=True, hilo_box_head=True, box_head_options={"mlp_ratio": 2.0})
+    assert isinstance(both.rpn.head, HiLoRPNHead) and isinstance(both.roi_heads.box_head, HiLoBoxHead)
+    rpn_block, box_block = params(both.rpn.head.hilo), params(both.roi_heads.box_head.hilo)
+    assert params(both) == params(plain) + rpn_block + box_block
+    assert box_block < rpn_block  # mlp_ratio 2 instead of 4
+    assert both.rpn.head.hilo.block.attn.ws == 4 and both.roi_heads.box_head.hilo.block.attn.ws == 2
 
 
 @pytest.mark.parametrize(
@@ -97,6 +109,12 @@ def _targets(with_masks: bool) -> list[dict[str, torch.Tensor]]:
     [
         (retinanet_litv2, dict(fpn="hilo", hilo_head=True), {"classification", "bbox_regression"}),
         (maskrcnn_litv2, dict(fpn="hilo"), {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness"}),
+        (
+            fasterrcnn_litv2,
+            dict(hilo_rpn_head=True, hilo_box_head=True, box_batch_size_per_image=16),
+            {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"},
+        ),
+        (maskrcnn_litv2, dict(hilo_box_head=True, box_batch_size_per_image=16), {"loss_mask", "loss_classifier"}),
     ],
 )
 def test_train_mode_returns_losses_that_reach_the_hilo_blocks(builder, options, losses):
@@ -111,12 +129,52 @@ def test_train_mode_returns_losses_that_reach_the_hilo_blocks(builder, options, 
     assert model.backbone.body.patch_embed.proj.weight.grad.abs().sum() > 0
 
 
+def test_two_stage_hilo_heads_train_a_few_steps():
+    torch.manual_seed(0)
+    model = small(fasterrcnn_litv2, hilo_rpn_head=True, hilo_box_head=True, box_batch_size_per_image=16).train()
+    before = {name: p.detach().clone() for name, p in model.named_parameters() if ".hilo." in name}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    images = [torch.rand(3, 67, 93), torch.rand(3, 61, 45)]
+    for _ in range(3):
+        loss = sum(model(images, _targets(with_masks=False)).values())
+        assert torch.isfinite(loss)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    changed = [name for name, p in model.named_parameters() if name in before and not torch.equal(p, before[name])]
+    assert {name.split(".hilo.")[0] for name in changed} == {"rpn.head", "roi_heads.box_head"}
+
+
 def test_hilo_head_keeps_the_tower_keys_of_torchvision():
     plain, hilo = retinanet_litv2("nano", 3), retinanet_litv2("nano", 3, hilo_head=True)
     assert isinstance(hilo.head, HiLoRetinaNetHead)
     result = hilo.head.load_state_dict(plain.head.state_dict(), strict=False)
     assert not result.unexpected_keys and result.missing_keys
     assert all(key.startswith("hilo.") for key in result.missing_keys)
+
+
+def test_plain_two_stage_checkpoint_loads_into_hilo_heads_with_only_hilo_keys_missing():
+    torch.manual_seed(0)
+    plain = fasterrcnn_litv2("nano", 3)
+    hilo = fasterrcnn_litv2("nano", 3, hilo_rpn_head=True, hilo_box_head=True)
+    result = hilo.load_state_dict(plain.state_dict(), strict=False)
+    assert not result.unexpected_keys
+    assert {key.split(".hilo.")[0] for key in result.missing_keys} == {"rpn.head", "roi_heads.box_head"}
+    for key in ("rpn.head.conv.0.0.weight", "rpn.head.cls_logits.weight", "roi_heads.box_head.fc7.weight"):
+        assert torch.equal(hilo.state_dict()[key], plain.state_dict()[key])
+
+
+def test_torchvision_head_arguments_keep_their_meaning():
+    from torchvision.models.detection.faster_rcnn import TwoMLPHead
+    from torchvision.models.detection.rpn import RPNHead
+
+    rpn, box = RPNHead(256, 3, conv_depth=2), TwoMLPHead(256 * 7 * 7, 1024)
+    model = fasterrcnn_litv2("nano", 3, rpn_head=rpn, box_head=box)
+    assert model.rpn.head is rpn and model.roi_heads.box_head is box
+    hilo_box = fasterrcnn_litv2("nano", 3, rpn_head=rpn, hilo_box_head=True)  # mixed: theirs and ours
+    assert hilo_box.rpn.head is rpn and isinstance(hilo_box.roi_heads.box_head, HiLoBoxHead)
+    with pytest.raises(ValueError, match=r"hilo_rpn_head=True and rpn_head=RPNHead\(...\) both set the head"):
+        fasterrcnn_litv2("nano", 3, rpn_head=rpn, hilo_rpn_head=True)
 
 
 def test_backbone_weights_from_classification_and_detector_checkpoints():
@@ -155,6 +213,8 @@ def test_dense_flops_counts_hilo_fpn_and_restores_the_mode():
         (lambda: retinanet_litv2("nano", 3, fpn="bifpn"), "unknown fpn 'bifpn'"),
         (lambda: retinanet_litv2("nano", 3, fpn_options={"alpha": 0.5}), "fpn='plain' takes no options"),
         (lambda: retinanet_litv2("nano", 3, head_options={"window_size": 2}), "need hilo_head=True"),
+        (lambda: fasterrcnn_litv2("nano", 3, box_head_options={"alpha": 0.5}), "need hilo_box_head=True"),
+        (lambda: maskrcnn_litv2("nano", 3, rpn_head_options={"alpha": 0.5}), "need hilo_rpn_head=True"),
         (lambda: retinanet_litv2("nano", 3, fpn="hilo", fpn_options={"window_sizes": (2,)}), "one per level"),
     ],
 )
@@ -169,25 +229,25 @@ def test_bad_arguments_name_the_value(call, message):
         (
             maskrcnn_litv2,
             dict(hilo_head=True),
-            r"argument 'hilo_head' for maskrcnn_litv2 \(hilo_head is a RetinaNet option",
+            r"argument 'hilo_head' for maskrcnn_litv2 \(hilo_head is an option of retinanet_litv2\)",
+        ),
+        (
+            retinanet_litv2,
+            dict(hilo_rpn_head=True),
+            r"'hilo_rpn_head' for retinanet_litv2 \(hilo_rpn_head is an option of fasterrcnn_litv2 / maskrcnn_litv2",
         ),
         (
             fasterrcnn_litv2,
             dict(min_sise=128),
-            r"argument 'min_sise' for fasterrcnn_litv2 \(did you mean 'min_size'\?\)",
-        ),
-        (
-            retinanet_litv2,
-            dict(min_sise=128),
-            r"argument 'min_sise' for retinanet_litv2 .*: expected one of .*min_size",
+            r"unknown keyword argument of fasterrcnn_litv2 'min_sise' \(did you mean 'min_size' .*; known: .*",
         ),
         (
             fasterrcnn_litv2,
             dict(score_thresh=0.1),
-            r"'score_thresh' for fasterrcnn_litv2 \(score_thresh is a RetinaNet",
+            r"'score_thresh' for fasterrcnn_litv2 \(score_thresh is an option of retinanet_litv2\)",
         ),
-        (retinanet_litv2, dict(mask_head=None), r"'mask_head' for retinanet_litv2 \(mask_head is a MaskRCNN option"),
-        (retinanet_litv2, dict(backbone=None), r"unexpected keyword argument 'backbone' for retinanet_litv2"),
+        (retinanet_litv2, dict(mask_head=None), r"'mask_head' for retinanet_litv2 \(mask_head is an option of mask"),
+        (retinanet_litv2, dict(backbone=None), r"unknown keyword argument of retinanet_litv2 'backbone'"),
     ],
 )
 def test_unknown_keywords_are_refused_not_dropped(builder, keywords, message):

@@ -80,3 +80,24 @@ def test_scenes_dataset(scenes: Path) -> None:
     rows = np.array([line.split() for f in labels for line in f.read_text().splitlines()], dtype=float)
     assert len(rows) > 8 and set(rows[:, 0]) <= set(range(10))
     assert ((rows[:, 1:] > 0) & (rows[:, 1:] <= 1)).all()
+
+
+def test_bundled_dataset_is_the_dense_tasks_split_in_yolo_layout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hilovit.dense.data import split_directories
+    from hilovit.yolo.data import bundled_yolo_dataset
+
+    monkeypatch.setenv("HILOVIT_CACHE", str(tmp_path / "cache"))
+    data = bundled_yolo_dataset("scenes", tmp_path / "yolo", img_size=64, scene_images=(3, 2))
+    config = yaml.safe_load(data.read_text())
+    assert (config["train"], config["val"], len(config["names"])) == ("train/images", "val/images", 10)
+    coco = split_directories("scenes", 64, (3, 2))
+    for split, count in (("train", 3), ("val", 2)):
+        annotations = json.loads((coco[split] / "annotations.json").read_text())["annotations"]
+        rows = [
+            line
+            for file in (tmp_path / "yolo" / split / "labels").glob("*.txt")
+            for line in file.read_text().splitlines()
+        ]
+        assert len(list((tmp_path / "yolo" / split / "images").iterdir())) == count and len(rows) == len(annotations)

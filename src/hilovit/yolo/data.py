@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["coco_to_yolo", "scenes_yolo_dataset", "write_data_yaml"]
+__all__ = ["bundled_yolo_dataset", "coco_to_yolo", "scenes_yolo_dataset", "write_data_yaml"]
 
 PathLike = str | os.PathLike[str]
 
@@ -114,9 +114,27 @@ def scenes_yolo_dataset(
     """
     from hilovit.data.scenes import ensure_scenes
 
+    coco_dirs = {
+        split: ensure_scenes(Path(root) / "coco", split, count, image_size=image_size, seed=seed)
+        for split, count in (("train", train_images), ("val", val_images))
+    }
+    return _coco_splits_to_yolo(coco_dirs, Path(root) / "yolo", link)
+
+
+def bundled_yolo_dataset(
+    data: str, root: PathLike, img_size: int = 256, scene_images: tuple[int, int] = (1000, 100), *, link: bool = True
+) -> Path:
+    """A dataset of the dense tasks (``scenes``, ``treecrowns``: :func:`hilovit.dense.data.split_directories`, in
+    hilovit's cache) in YOLO layout under ``root``, the same images and boxes the torchvision detectors train on;
+    returns its data.yaml."""
+    from hilovit.dense.data import split_directories
+
+    return _coco_splits_to_yolo(split_directories(data, img_size, scene_images), Path(root), link)
+
+
+def _coco_splits_to_yolo(coco_dirs: Mapping[str, Path], out: Path, link: bool) -> Path:
+    """COCO split directories (``images/`` + ``annotations.json``) as ``out/<split>`` and ``out/data.yaml``."""
     splits, names = {}, []
-    for split, count in (("train", train_images), ("val", val_images)):
-        coco_dir = ensure_scenes(Path(root) / "coco", split, count, image_size=image_size, seed=seed)
-        yolo_dir = Path(root) / "yolo" / split
-        splits[split], names = coco_to_yolo(coco_dir / "annotations.json", coco_dir / "images", yolo_dir, link=link)
-    return write_data_yaml(Path(root) / "yolo", splits, names)
+    for split, coco_dir in coco_dirs.items():
+        splits[split], names = coco_to_yolo(coco_dir / "annotations.json", coco_dir / "images", out / split, link=link)
+    return write_data_yaml(out, splits, names)

@@ -1,13 +1,14 @@
 """HiLo building blocks for ultralytics YOLO models, NCHW in and out.
 
-* :class:`HiLoLayer`: the residual unit, ``x + HiLo2d(BN(x))`` then ``x + ConvFFN(x)``; channel-preserving.
+* :class:`HiLoLayer`: the residual unit, ``x + HiLo2d(BN(x))`` then ``x + ConvBNFFN(x)``; channel-preserving.
 * :class:`HiLoBlock`: a YAML layer: an optional 1x1 projection from ``c1`` to ``c2`` channels, then ``n`` units.
 * :class:`C3k2HiLo`: YOLO11's C3k2 with a HiLo unit after each inner bottleneck (like C3k2's ``attn`` blocks,
   with HiLo in place of PSABlock).
+* :class:`C2fHiLo`: YOLOv8's C2f with a HiLo unit after each inner bottleneck (same arguments as C2f).
 * :class:`C2HiLo`: a drop-in replacement for YOLO11's C2PSA (same arguments), HiLo units in place of PSABlocks.
 
-ConvFFN is LITv2's fc1 -> 3x3 depthwise conv -> activation -> fc2, written with ultralytics ``Conv`` layers
-(convolution + BatchNorm, fused for inference by ``model.fuse()``). Any ``H, W`` works: HiLo pads the map to a
+:class:`ConvBNFFN` is LITv2's ConvFFN (fc1 -> 3x3 depthwise conv -> activation -> fc2) written with ultralytics ``Conv``
+layers (convolution + BatchNorm, fused for inference by ``model.fuse()``). Any ``H, W`` works: HiLo pads the map to a
 multiple of its window and crops back. Register the classes with ultralytics' YAML parser with
 :func:`hilovit.yolo.register`.
 """
@@ -16,13 +17,13 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from ultralytics.nn.modules.block import Bottleneck, C2f, C3k
+from ultralytics.nn.modules.block import C2f, C3k2
 from ultralytics.nn.modules.conv import Conv
 
 from hilovit.attention import HiLo2d
 from hilovit.dense.fpn import check_channels
 
-__all__ = ["C2HiLo", "C3k2HiLo", "HiLoBlock", "HiLoLayer", "default_heads"]
+__all__ = ["C2HiLo", "C2fHiLo", "C3k2HiLo", "ConvBNFFN", "HiLoBlock", "HiLoLayer", "append_hilo", "default_heads"]
 
 HEAD_DIM = 32
 
@@ -32,8 +33,9 @@ def default_heads(channels: int) -> int:
     return max(2, channels // HEAD_DIM)
 
 
-class ConvFFN(nn.Sequential):
-    """fc1 (1x1 conv + BN) -> 3x3 depthwise conv + BN -> SiLU -> fc2 (1x1 conv + BN) on an NCHW map."""
+class ConvBNFFN(nn.Sequential):
+    """LITv2's ConvFFN from ultralytics ``Conv`` layers: fc1 (1x1 conv + BN) -> 3x3 depthwise conv + BN -> SiLU ->
+    fc2 (1x1 conv + BN) on an NCHW map."""
 
     def __init__(self, channels: int, hidden: int) -> None:
         super().__init__(
@@ -44,14 +46,14 @@ class ConvFFN(nn.Sequential):
 
 
 class HiLoLayer(nn.Module):
-    """Pre-norm residual HiLo unit on ``(B, C, H, W)``: ``x + HiLo2d(BN(x))``, then ``x + ConvFFN(x)``.
+    """Pre-norm residual HiLo unit on ``(B, C, H, W)``: ``x + HiLo2d(BN(x))``, then ``x + ConvBNFFN(x)``.
 
     Args:
         channels: C, kept unchanged.
         num_heads: HiLo heads; :func:`default_heads` when None.
         window_size: HiLo window / pooling size.
         alpha: share of Lo-Fi heads.
-        mlp_ratio: ConvFFN hidden channels over ``channels``.
+        mlp_ratio: ConvBNFFN hidden channels over ``channels``.
     """
 
     def __init__(
@@ -66,7 +68,7 @@ class HiLoLayer(nn.Module):
         heads = default_heads(channels) if num_heads is None else num_heads
         self.norm = nn.BatchNorm2d(channels)
         self.attn = HiLo2d(channels, num_heads=heads, qkv_bias=True, window_size=window_size, alpha=alpha)
-        self.ffn = ConvFFN(channels, int(channels * mlp_ratio))
+        self.ffn = ConvBNFFN(channels, int(channels * mlp_ratio))
 
     def forward(self, x: Tensor) -> Tensor:
         check_channels(self, x, self.norm.num_features)  # not an attribute: see HiLoBlock.in_channels
@@ -109,7 +111,12 @@ class HiLoBlock(nn.Module):
         return self.m(self.proj(x))
 
 
-class C3k2HiLo(C2f):
+def append_hilo(blocks: nn.ModuleList, channels: int, window_size: int, alpha: float) -> nn.ModuleList:
+    """Each of ``blocks`` (the inner blocks of a C2f-style layer) followed by a :class:`HiLoLayer` on ``channels``."""
+    return nn.ModuleList(nn.Sequential(block, HiLoLayer(channels, None, window_size, alpha)) for block in blocks)
+
+
+class C3k2HiLo(C3k2):
     """C3k2 whose inner blocks are a Bottleneck (or C3k with ``c3k``) followed by a :class:`HiLoLayer`.
 
     Arguments are C3k2's (``attn`` replaced by the HiLo ``window_size`` and ``alpha``), so a YOLO11 YAML row
@@ -128,14 +135,30 @@ class C3k2HiLo(C2f):
         g: int = 1,
         shortcut: bool = True,
     ) -> None:
+        super().__init__(c1, c2, n, c3k, e, False, g, shortcut)
+        self.m = append_hilo(self.m, self.c, window_size, alpha)
+
+
+class C2fHiLo(C2f):
+    """YOLOv8's C2f whose inner Bottlenecks are each followed by a :class:`HiLoLayer`.
+
+    Arguments are C2f's, then the HiLo ``window_size`` and ``alpha``, so a YOLOv8 YAML row
+    ``[-1, 3, C2f, [512]]`` becomes ``[-1, 3, C2fHiLo, [512]]``.
+    """
+
+    def __init__(
+        self,
+        c1: int,
+        c2: int,
+        n: int = 1,
+        shortcut: bool = False,
+        g: int = 1,
+        e: float = 0.5,
+        window_size: int = 2,
+        alpha: float = 0.5,
+    ) -> None:
         super().__init__(c1, c2, n, shortcut, g, e)
-        self.m = nn.ModuleList(
-            nn.Sequential(
-                C3k(self.c, self.c, 2, shortcut, g) if c3k else Bottleneck(self.c, self.c, shortcut, g),
-                HiLoLayer(self.c, None, window_size, alpha),
-            )
-            for _ in range(n)
-        )
+        self.m = append_hilo(self.m, self.c, window_size, alpha)
 
 
 class C2HiLo(nn.Module):

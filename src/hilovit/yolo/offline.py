@@ -3,10 +3,11 @@
 What ultralytics 8.4 reaches for, and what :func:`enable` does about it:
 
 * ``import ultralytics`` resolves two DNS names to set ``ONLINE`` unless ``YOLO_OFFLINE`` is set:
-  :func:`set_environment` sets ``YOLO_OFFLINE=1`` (``hilovit.yolo`` calls it before importing ultralytics); when
-  ultralytics was imported first, ``enable`` sets the ``ONLINE`` flags it already read to False.
+  :func:`set_environment` sets ``YOLO_OFFLINE=1`` (:func:`hilovit.yolo.register` calls it before importing
+  ultralytics); when ultralytics was imported first, ``enable`` sets the ``ONLINE`` flags it already read to False.
 * Missing optional requirements (e.g. ``onnxslim`` on ONNX export) trigger a pip install: ``YOLO_AUTOINSTALL=false``.
-* Usage events and crash reports follow ``settings.sync``: set to False (persisted in ultralytics' settings.json).
+* Usage events and crash reports need ``ONLINE``; the events object, created at import, is also disabled. The
+  user's ultralytics settings (settings.json: ``sync``, ``runs_dir``, ...) are left as they are.
 * Plots (``plots=True``: label statistics, batches, curves) draw text with Arial.ttf, which ultralytics downloads
   into its config directory: :func:`install_fonts` copies matplotlib's bundled DejaVu Sans there under the names
   ultralytics asks for, so plotting works offline.
@@ -72,7 +73,5 @@ def enable() -> None:
         for module in (utils, checks, events):
             module.ONLINE = False
     checks.AUTOINSTALL = utils.AUTOINSTALL = utils.env_bool("YOLO_AUTOINSTALL", True)
-    if utils.SETTINGS.get("sync", True):
-        utils.SETTINGS.update(sync=False)
-    events.events.enabled = False  # created at import with the sync setting of that time
+    events.events.enabled = False  # created at import with the ONLINE of that time
     install_fonts()
