@@ -1,0 +1,50 @@
+"""Deployed speed: LITv2-S (random weights, fidelity only) and the demo model (trained, top-1 per runtime) in
+PyTorch eager, torch.compile, ONNX Runtime and OpenVINO, fp32 and int8, through `hilovit bench deploy`.
+
+Each model is one run of the command: candidates timed interleaved on the same inputs, batch 1 and batch 32,
+ratios over PyTorch eager. The JSON, CSV and PNG of each go to --out. Example (a quiet machine, 2 threads):
+
+    python benchmarks/bench_deploy.py --checkpoint runs/demo/hilo/last.pt --threads 2 --out runs/deploy
+
+--quick measures tiny inputs with one repeat: a check that everything runs, not a measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hilovit.cli import main as hilovit
+
+
+def commands(checkpoint: Path | None, threads: int | None, out: Path, quick: bool) -> list[list[str]]:
+    """The `hilovit bench deploy` command lines this benchmark runs."""
+    common = ["--threads", str(threads)] if threads else []
+    if quick:
+        common += ["--batch-size", "4", "--calibration-images", "8", "--eval-images", "16", "--repeats", "1"]
+    runs = [("litv2_s", ["--img-size", "64" if quick else "224", "--sensitivity", "--profile"])]
+    if checkpoint is not None:
+        runs.append(("litv2_nano", ["--checkpoint", str(checkpoint), "--sensitivity", "--profile"]))
+    lines = []
+    for model, extra in runs:
+        files = ["--json", str(out / f"{model}.json"), "--csv", str(out / f"{model}.csv"), "--plots", str(out / model)]
+        lines.append(["bench", "deploy", model, *extra, *common, *files, "--save", str(out / model / "artifact")])
+    return lines
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--checkpoint", type=Path, default=None, help="the demo model (`make demo` writes runs/demo/hilo/last.pt)"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="threads of every runtime (default torch's)")
+    parser.add_argument("--out", type=Path, default=Path("runs/deploy"), help="folder for JSON, CSV, PNG, artifacts")
+    parser.add_argument("--quick", action="store_true", help="tiny inputs, one repeat: a smoke run")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    args = parse_args()
+    for line in commands(args.checkpoint, args.threads, args.out, args.quick):
+        print("hilovit " + " ".join(line))
+        hilovit(line)
