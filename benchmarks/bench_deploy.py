@@ -6,7 +6,8 @@ ratios over PyTorch eager. The JSON, CSV and PNG of each go to --out. Example (a
 
     python benchmarks/bench_deploy.py --checkpoint runs/demo/hilo/last.pt --threads 2 --out runs/deploy
 
---quick measures tiny inputs with one repeat: a check that everything runs, not a measurement.
+--quick is a smoke run, not a measurement: 32 px for LITv2-S, batch 2, 4 calibration and 4 evaluation images,
+one timed call, PyTorch and ONNX Runtime fp32 only (unless --runtimes says otherwise), no sensitivity or profiles.
 """
 
 from __future__ import annotations
@@ -16,15 +17,22 @@ from pathlib import Path
 
 from hilovit.cli import main as hilovit
 
+#: what --quick passes to every command: the smallest run that still goes through export, timing and files
+QUICK = ["--batch-size", "2", "--calibration-images", "4", "--eval-images", "4", "--warmup", "0", "--repeats", "1"]
+QUICK_RUNTIMES = "pytorch,onnxruntime"
 
-def commands(checkpoint: Path | None, threads: int | None, out: Path, quick: bool) -> list[list[str]]:
+
+def commands(
+    checkpoint: Path | None, threads: int | None, out: Path, quick: bool, runtimes: str | None = None
+) -> list[list[str]]:
     """The `hilovit bench deploy` command lines this benchmark runs."""
     common = ["--threads", str(threads)] if threads else []
-    if quick:
-        common += ["--batch-size", "4", "--calibration-images", "8", "--eval-images", "16", "--repeats", "1"]
-    runs = [("litv2_s", ["--img-size", "64" if quick else "224", "--sensitivity", "--profile"])]
+    runtimes = runtimes or (QUICK_RUNTIMES if quick else None)
+    common += ["--runtimes", runtimes] if runtimes else []
+    common += QUICK if quick else ["--sensitivity", "--profile"]
+    runs = [("litv2_s", ["--img-size", "32" if quick else "224"])]
     if checkpoint is not None:
-        runs.append(("litv2_nano", ["--checkpoint", str(checkpoint), "--sensitivity", "--profile"]))
+        runs.append(("litv2_nano", ["--checkpoint", str(checkpoint)]))
     lines = []
     for model, extra in runs:
         files = ["--json", str(out / f"{model}.json"), "--csv", str(out / f"{model}.csv"), "--plots", str(out / model)]
@@ -39,12 +47,17 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--threads", type=int, default=None, help="threads of every runtime (default torch's)")
     parser.add_argument("--out", type=Path, default=Path("runs/deploy"), help="folder for JSON, CSV, PNG, artifacts")
-    parser.add_argument("--quick", action="store_true", help="tiny inputs, one repeat: a smoke run")
+    parser.add_argument(
+        "--runtimes",
+        default=None,
+        help=f"comma list passed to `bench deploy --runtimes` (default: all; with --quick {QUICK_RUNTIMES})",
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny inputs, one repeat, two runtimes: a smoke run")
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     args = parse_args()
-    for line in commands(args.checkpoint, args.threads, args.out, args.quick):
+    for line in commands(args.checkpoint, args.threads, args.out, args.quick, args.runtimes):
         print("hilovit " + " ".join(line))
         hilovit(line)

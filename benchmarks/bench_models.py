@@ -48,9 +48,9 @@ from hilovit.models.deform import DeformablePatchMerging
 from hilovit.models.litv2 import CPU_GROUP_BYTES
 from hilovit.speed import environment, fixed_threads, model_bench, results_table, time_interleaved
 from hilovit.speed.breakdown import print_breakdowns
-from hilovit.speed.results_files import Report
 from hilovit.speed.measure import DTYPES, autocast_runner, timed_step
 from hilovit.speed.report import point_tables
+from hilovit.speed.results_files import Report
 
 OFFICIAL = "official_litv2_s"
 OFFICIAL_LABEL = "LITv2-S (official structure)"

@@ -1,7 +1,7 @@
 """The image check every dataset makes when it is opened."""
 
 import pytest
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from hilovit.data.images import ImageFileError, image_files_in, verify_image
 
@@ -23,6 +23,23 @@ def test_unreadable_files_are_named(tmp_path):
         verify_image(tmp_path / "truncated.png")
     with pytest.raises(ImageFileError, match=r"missing\.png is not a readable image: \[Errno 2\]"):
         verify_image(tmp_path / "missing.png")
+
+
+def test_a_text_file_is_named_also_under_ultralytics_image_open(tmp_path, monkeypatch):
+    """ultralytics replaces ``PIL.Image.open`` on import with a wrapper that answers a file in no image format by
+    importing pi-heif, an optional package: without it, a ModuleNotFoundError instead of PIL's error."""
+    real_open = Image.open
+
+    def ultralytics_like_open(*args, **kwargs):
+        try:
+            return real_open(*args, **kwargs)
+        except UnidentifiedImageError:
+            raise ModuleNotFoundError("No module named 'pi_heif'") from None
+
+    monkeypatch.setattr(Image, "open", ultralytics_like_open)
+    (tmp_path / "text.png").write_text("hello")
+    with pytest.raises(ImageFileError, match=r"text\.png is not a readable image: its content is in no image format"):
+        verify_image(tmp_path / "text.png")
 
 
 def test_image_files_in_lists_images_by_suffix(tmp_path):

@@ -1,6 +1,7 @@
 """Every task on the one engine: SIGKILL then resume ends with the weights of an uninterrupted run, two gloo
 processes end with equal weights and resume exactly, bf16 autocast trains, on tiny data and models."""
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -137,6 +138,8 @@ def test_bf16_autocast_trains_every_task(task, tmp_path):
     assert train(cfg).steps == 2
     trained = _weights(tmp_path / "run")
     assert _finite(trained) and any(not torch.equal(initial[k], trained[k]) for k in trained)
+    assert train(dataclasses.replace(cfg, output=str(tmp_path / "again"))).steps == 2
+    _equal(trained, _weights(tmp_path / "again"))  # bf16 on CPU is deterministic too (see hilovit.train.cpu_bf16)
 
 
 def _finite(state_dict):

@@ -53,8 +53,9 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 @pytest.fixture(scope="session")
 def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """data.yaml of 8 train / 4 val Fashion-MNIST scenes of 128 px in YOLO layout."""
+    """data.yaml of 4 train / 2 val Fashion-MNIST scenes of 64 px in YOLO layout: every training run here is one
+    step of one epoch (batch 4), every validation one or two batches."""
     pytest.importorskip("ultralytics")
     from hilovit.yolo.data import scenes_yolo_dataset
 
-    return scenes_yolo_dataset(tmp_path_factory.mktemp("scenes"), train_images=8, val_images=4, image_size=128)
+    return scenes_yolo_dataset(tmp_path_factory.mktemp("scenes"), train_images=4, val_images=2, image_size=64)

@@ -76,9 +76,9 @@ def test_scenes_dataset(scenes: Path) -> None:
     data = yaml.safe_load(scenes.read_text())
     assert data["names"][0] == "T-shirt/top" and len(data["names"]) == 10
     labels = sorted((scenes.parent / "train" / "labels").glob("*.txt"))
-    assert len(labels) == 8
+    assert len(labels) == 4
     rows = np.array([line.split() for f in labels for line in f.read_text().splitlines()], dtype=float)
-    assert len(rows) > 8 and set(rows[:, 0]) <= set(range(10))
+    assert len(rows) > 4 and set(rows[:, 0]) <= set(range(10))
     assert ((rows[:, 1:] > 0) & (rows[:, 1:] <= 1)).all()
 
 

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
@@ -26,7 +25,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from hilovit.data.datasets import DatasetNotFoundError
-from hilovit.data.images import IMAGE_SUFFIXES, image_files_in, verify_image
+from hilovit.data.images import IMAGE_SUFFIXES, image_files_in, open_image, verify_image
 from hilovit.validation import FINITE, NON_NEGATIVE, POSITIVE, each, interval
 
 _IMAGE_KEYS = ("id", "file_name", "width", "height")
@@ -167,7 +166,7 @@ def split_is_complete(directory: Path, parameters: dict[str, Any], image_dirs: S
 
 
 def _load_image(path: Path) -> Tensor:
-    with Image.open(path) as image:
+    with open_image(path) as image:
         return TF.to_dtype(TF.pil_to_tensor(image.convert("RGB")), torch.float32, scale=True)
 
 
@@ -300,7 +299,7 @@ class SegmentationDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         image = _load_image(self.images[index])
         mask_path = self._label_map(self.images[index])
-        with Image.open(mask_path) as mask_image:
+        with open_image(mask_path) as mask_image:
             labels = torch.from_numpy(np.asarray(mask_image, dtype=np.int64))
         bad = labels[(labels >= len(self.classes)) & (labels != self.ignore_index)]
         if bad.numel():

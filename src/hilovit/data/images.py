@@ -20,6 +20,16 @@ class ImageFileError(ValueError):
     """A file that should hold an image but cannot be read as one."""
 
 
+def open_image(path: str | os.PathLike[str]) -> Image.Image:
+    """``PIL.Image.open(path)``, raising PIL's own errors also where ultralytics has replaced ``Image.open`` (its
+    wrapper answers a file in no format PIL reads by importing the optional pi-heif, and a missing pi-heif by
+    ``ModuleNotFoundError``)."""
+    try:
+        return Image.open(path)
+    except ImportError as error:
+        raise UnidentifiedImageError(f"cannot identify image file {os.fspath(path)!r}") from error
+
+
 def verify_image(path: str | os.PathLike[str]) -> tuple[int, int]:
     """The ``(width, height)`` of the image file at ``path``, after PIL's integrity check (headers and checksums,
     without decoding the pixels: a fraction of a millisecond for a small PNG).
@@ -28,7 +38,7 @@ def verify_image(path: str | os.PathLike[str]) -> tuple[int, int]:
         ImageFileError: the file is missing or is not a readable image; the message names the path.
     """
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             size = image.size
             image.verify()
     except UnidentifiedImageError:

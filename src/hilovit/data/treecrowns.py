@@ -19,6 +19,7 @@ from PIL import Image
 
 from hilovit.data.coco import split_is_complete, write_coco_split
 from hilovit.data.datasets import DatasetNotFoundError
+from hilovit.data.images import open_image
 
 TREE_CATEGORIES = ({"id": 1, "name": "tree", "supercategory": "plant"},)
 DEEPFOREST_BOXES = 951  # boxes in the package's four VOC files
@@ -89,7 +90,7 @@ def build_treecrowns(
         raise ValueError(f"tile must be at least 32 pixels, got {tile}")
     tiles = []  # (image, window, boxes)
     for path, boxes in read_voc_boxes(data_dir).items():
-        with Image.open(path) as opened:
+        with open_image(path) as opened:
             image = np.asarray(opened.convert("RGB"))
         height, width = image.shape[:2]
         for y in tile_origins(height, tile):

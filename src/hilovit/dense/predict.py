@@ -7,12 +7,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
-from PIL import Image
 from torch import Tensor
 from torchvision.transforms.v2.functional import pil_to_tensor, to_dtype, to_pil_image
 from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
-from hilovit.data.images import IMAGE_SUFFIXES, image_files_in, is_image_file, verify_image
+from hilovit.data.images import IMAGE_SUFFIXES, image_files_in, is_image_file, open_image, verify_image
 from hilovit.train.dense_tasks import load_dense_model, segmentation_input
 from hilovit.validation import PROBABILITY
 
@@ -117,7 +116,7 @@ def predict_images(
     classes, task = state["classes"], state["task"]
     Path(output).mkdir(parents=True, exist_ok=True)
     for file, target in zip(files, targets, strict=True):
-        with Image.open(file) as opened:
+        with open_image(file) as opened:
             pixels = pil_to_tensor(opened.convert("RGB"))
         image = to_dtype(pixels, torch.float32, scale=True)
         if task == "detect":

@@ -18,7 +18,7 @@ from PIL import Image
 from torch import Tensor
 
 from hilovit.data import DatasetNotFoundError, build_dataset, build_transform
-from hilovit.data.images import is_image_file, verify_image
+from hilovit.data.images import is_image_file, open_image, verify_image
 from hilovit.data.transforms import IMAGENET_MEAN_STD
 from hilovit.validation import interval
 
@@ -96,7 +96,7 @@ class ImageSource:
         images = []
         for path in chosen:
             verify_image(path)
-            with Image.open(path) as image:
+            with open_image(path) as image:
                 images.append(self._prepare(image))
         return ImageSet(torch.stack(images), None)
 

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from hilovit.export.runtimes import require
+from hilovit.export.signal_stack import kept_signal_stack
 
 __all__ = ["INT8_RUNTIMES", "QUANTIZED_OPS", "QuantizedModel", "quantize"]
 
@@ -181,7 +182,7 @@ def quantize(
         raise ValueError(f"output {target} for {runtime} must end in {suffix}")
     target.parent.mkdir(parents=True, exist_ok=True)
     source, target = source.resolve(), target.resolve()
-    with torch.inference_mode(), _scratch_cwd():
+    with torch.inference_mode(), _scratch_cwd(), kept_signal_stack():
         if runtime == "onnxruntime":
             _onnxruntime_int8(source, batches, target, op_types)
             dynamic = _onnx_dynamic(target)

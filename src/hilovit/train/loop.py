@@ -33,6 +33,7 @@ from hilovit.speed import time_interleaved
 from hilovit.train import checkpoint as ckpt
 from hilovit.train import distributed as dist_env
 from hilovit.train.config import ConfigError, TrainConfig
+from hilovit.train.cpu_bf16 import keep_conv3d_in_float32
 from hilovit.train.distributed import DistEnv
 from hilovit.train.metrics import evaluate
 from hilovit.train.optim import build_loss, build_mixup, build_optimizer, build_scheduler
@@ -196,6 +197,8 @@ class Trainer:
         check_model(cfg.model, self.task)
         self.arch = self.architecture()
         self.model = create_model(**self.arch).to(env.device)
+        if env.device.type == "cpu" and cfg.precision == "bf16":
+            keep_conv3d_in_float32(self.model)  # see hilovit.train.cpu_bf16
         if env.distributed and env.device.type == "cuda":
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         if cfg.channels_last:

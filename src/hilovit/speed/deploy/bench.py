@@ -12,6 +12,7 @@ from torch import Tensor
 
 from hilovit.export.fidelity import Fidelity, fidelity, run_batches
 from hilovit.export.int8 import QuantizedModel
+from hilovit.export.signal_stack import kept_signal_stack
 from hilovit.speed.deploy.candidates import Candidate, prepare
 from hilovit.speed.deploy.choice import save
 from hilovit.speed.deploy.measure import batch_of, failure, measure_batch
@@ -31,7 +32,7 @@ def bench_deploy(
     """Measure every candidate of ``settings``; artifacts go to ``folder`` (default a temporary one, removed)."""
     work = Path(tempfile.mkdtemp(prefix="hilovit_deploy_")) if folder is None else Path(folder)
     try:
-        with fixed_threads(settings.threads):
+        with fixed_threads(settings.threads), kept_signal_stack():
             return _bench(settings, work, log)
     finally:
         if folder is None:
