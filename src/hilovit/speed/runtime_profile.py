@@ -16,11 +16,11 @@ from torch import Tensor
 
 from hilovit.export.runtimes import require
 
-__all__ = ["OpTime", "profile_runtime"]
+__all__ = ["RuntimeOpTime", "profile_runtime"]
 
 
 @dataclass(frozen=True)
-class OpTime:
+class RuntimeOpTime:
     """Milliseconds per call spent in one kind of operator, and its share of the operators' total."""
 
     op: str
@@ -28,13 +28,13 @@ class OpTime:
     share: float
 
 
-def _ranked(totals: dict[str, float], calls: int) -> list[OpTime]:
+def _ranked(totals: dict[str, float], calls: int) -> list[RuntimeOpTime]:
     whole = sum(totals.values()) or 1.0
     ranked = sorted(totals.items(), key=lambda item: -item[1])
-    return [OpTime(op, seconds * 1e3 / calls, seconds / whole) for op, seconds in ranked]
+    return [RuntimeOpTime(op, seconds * 1e3 / calls, seconds / whole) for op, seconds in ranked]
 
 
-def _onnxruntime(path: Path, x: Tensor, threads: int | None, calls: int) -> dict[str, float]:
+def _onnxruntime_op_seconds(path: Path, x: Tensor, threads: int | None, calls: int) -> dict[str, float]:
     ort = require("onnxruntime")
     options = ort.SessionOptions()
     if threads is not None:
@@ -58,7 +58,7 @@ def _onnxruntime(path: Path, x: Tensor, threads: int | None, calls: int) -> dict
     return totals
 
 
-def _openvino(path: Path, x: Tensor, threads: int | None, calls: int) -> dict[str, float]:
+def _openvino_op_seconds(path: Path, x: Tensor, threads: int | None, calls: int) -> dict[str, float]:
     ov = require("openvino")
     config: dict[str, object] = {"PERF_COUNT": True, "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
     if threads is not None:
@@ -77,9 +77,9 @@ def _openvino(path: Path, x: Tensor, threads: int | None, calls: int) -> dict[st
 
 def profile_runtime(
     runtime: str, path: str | Path, x: Tensor, threads: int | None = None, calls: int = 3
-) -> list[OpTime]:
+) -> list[RuntimeOpTime]:
     """Operator kinds of the model file at ``path`` run by ``runtime`` on ``x``, slowest first (per call)."""
-    measure = {"onnxruntime": _onnxruntime, "openvino": _openvino}.get(runtime)
+    measure = {"onnxruntime": _onnxruntime_op_seconds, "openvino": _openvino_op_seconds}.get(runtime)
     if measure is None:
         raise ValueError(f"no operator profile for runtime {runtime!r}: expected onnxruntime or openvino")
     return _ranked(measure(Path(path), x, threads, calls), calls)

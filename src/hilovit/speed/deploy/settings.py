@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hilovit.speed.runtime_profile import OpTime
+from hilovit.speed.runtime_profile import RuntimeOpTime
 from hilovit.validation import each, interval, one_of
 
 __all__ = ["CANDIDATES", "DeployReport", "DeployRow", "DeploySettings"]
@@ -105,5 +105,5 @@ class DeployReport:
     settings: dict[str, object]
     notes: list[str] = field(default_factory=list)
     sensitivity: list = field(default_factory=list)
-    profiles: dict[str, list[OpTime]] = field(default_factory=dict)
+    profiles: dict[str, list[RuntimeOpTime]] = field(default_factory=dict)
     saved: Path | None = None
