@@ -6,8 +6,9 @@ ratios over PyTorch eager. The JSON, CSV and PNG of each go to --out. Example (a
 
     python benchmarks/bench_deploy.py --checkpoint runs/demo/hilo/last.pt --threads 2 --out runs/deploy
 
---quick is a smoke run, not a measurement: 32 px for LITv2-S, batch 2, 4 calibration and 4 evaluation images,
-one timed call, PyTorch and ONNX Runtime fp32 only (unless --runtimes says otherwise), no sensitivity or profiles.
+--quick is a smoke run, not a measurement: LITv2-nano at 32 px in LITv2-S's place, batch 2, 4 calibration and
+4 evaluation images, one timed call, PyTorch and ONNX Runtime fp32 only (unless --runtimes says otherwise), no
+sensitivity or profiles.
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ def commands(
     runtimes = runtimes or (QUICK_RUNTIMES if quick else None)
     common += ["--runtimes", runtimes] if runtimes else []
     common += QUICK if quick else ["--sensitivity", "--profile"]
-    runs = [("litv2_s", ["--img-size", "32" if quick else "224"])]
+    # (name of the files, model, its arguments)
+    runs = [("random_weights", "litv2_nano" if quick else "litv2_s", ["--img-size", "32" if quick else "224"])]
     if checkpoint is not None:
-        runs.append(("litv2_nano", ["--checkpoint", str(checkpoint)]))
+        runs.append(("demo_model", "litv2_nano", ["--checkpoint", str(checkpoint)]))
     lines = []
-    for model, extra in runs:
-        files = ["--json", str(out / f"{model}.json"), "--csv", str(out / f"{model}.csv"), "--plots", str(out / model)]
-        lines.append(["bench", "deploy", model, *extra, *common, *files, "--save", str(out / model / "artifact")])
+    for name, model, extra in runs:
+        files = ["--json", str(out / f"{name}.json"), "--csv", str(out / f"{name}.csv"), "--plots", str(out / name)]
+        lines.append(["bench", "deploy", model, *extra, *common, *files, "--save", str(out / name / "artifact")])
     return lines
 
 
