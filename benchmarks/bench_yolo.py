@@ -163,39 +163,49 @@ def rtdetr_names(models: list[str]) -> list[list[str]]:
     return [[RTDETR_TWINS[m], m, f"{m}{POS}"] for m in models if m in RTDETR_TWINS]
 
 
+#: the smallest mAP50-95 the quality table shows (4 decimals); a lower base is indistinguishable from an untrained
+#: model, and a ratio to it is noise
+MIN_MAP = 0.00005
+
+
+def map_ratio(value: float, base: float) -> str:
+    return f"{value / base:.2f}x" if base >= MIN_MAP else "-"
+
+
 def quality_rows(names: list[str], scale: str | None, data: Path, args: argparse.Namespace, scratch: Path) -> list:
     """Train every model of ``names`` for ``--budget-s`` seconds, or ``--epochs`` epochs when given (the first
-    model is the ratios' base), then validate."""
+    model is the ratios' base: :func:`map_ratio`), then validate."""
     from hilovit.yolo.cli import run
 
     results = {}
     for name in names:
         runs, run_name = scratch / "runs", f"{data.parent.name}-{label(name, scale)}"
+        steps = []
         start = time.perf_counter()
         yolo, _ = run(
-            "train", model_file(name, scale, scratch), data=str(data), epochs=args.epochs or 10**4,
-            time=None if args.epochs else args.budget_s / 3600,
+            "train", model_file(name, scale, scratch), callbacks={"on_train_batch_end": steps.append},
+            data=str(data), epochs=args.epochs or 10**4, time=None if args.epochs else args.budget_s / 3600,
             imgsz=args.train_imgsz, batch=args.batch, workers=0, device="cpu", seed=args.seed, deterministic=True,
             plots=False, project=str(runs), name=run_name, exist_ok=True, verbose=False,
         )  # fmt: skip
         seconds = time.perf_counter() - start
-        epochs = yolo.trainer.epoch + 1
         _, metrics = run(
             "val", str(yolo.trainer.best), data=str(data), imgsz=args.train_imgsz, batch=args.batch, workers=0,
             device="cpu", plots=False, project=str(runs), name=f"val-{run_name}", exist_ok=True, verbose=False,
         )  # fmt: skip
-        results[name] = (metrics.box.map, metrics.box.map50, epochs, seconds)
+        results[name] = (metrics.box.map, metrics.box.map50, len(steps), yolo.trainer.epoch + 1, seconds)
     base_map = results[names[0]][0]
     return [
         (
             label(name, scale),
             f"{map5095:.4f}",
             f"{map50:.4f}",
-            f"{map5095 / base_map:.2f}x" if base_map > 0 else "-",
+            map_ratio(map5095, base_map),
+            str(steps),
             str(epochs),
             f"{seconds:.0f}",
         )
-        for name, (map5095, map50, epochs, seconds) in results.items()
+        for name, (map5095, map50, steps, epochs, seconds) in results.items()
     ]
 
 
@@ -264,7 +274,7 @@ def main() -> None:
                         f"{dataset}: mAP after {budget} each from scratch, "
                         f"{args.train_imgsz} px, batch {args.batch}, seed {args.seed}; ratios vs {names[0]}"
                     )
-                    columns = ("model", "mAP50-95", "mAP50", "mAP50-95 ratio", "epochs", "train s")
+                    columns = ("model", "mAP50-95", "mAP50", "mAP50-95 ratio", "steps", "epochs", "train s")
                     console.print(results_table(title, columns, rows))
 
 

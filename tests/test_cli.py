@@ -74,6 +74,7 @@ def test_help_documents_the_traceback_variable_and_defaults(capsys):
         (["bench", "attention", "--device", "bogus"], "bench attention: argument --device: device 'bogus' is not"),
         (["tune", "resnet50"], "unknown tune target 'resnet50'"),
         (["export", "onnx", "litv2_xl"], "unknown model 'litv2_xl'"),
+        (["timm", "nowhere/train.py", "--model", "litv2_s"], "no script at 'nowhere/train.py': expected the path"),
     ],
 )
 def test_user_errors_are_one_line_with_exit_status_2(argv, message, capsys, monkeypatch):
@@ -132,6 +133,31 @@ def test_python_dash_m_hilovit(tmp_path):
     done = subprocess.run([sys.executable, "-m", "hilovit", "info", "--json"], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr == "hilovit: error: info: argument --json: expected one argument (see `hilovit info --help`)\n"
+
+
+def test_timm_runs_a_script_with_the_models_registered(tmp_path):
+    """`hilovit timm SCRIPT ARGS` runs a script that never imports hilovit (as timm's train.py does not) with the
+    LITv2 names known to timm, and with the argv and sys.path that `python SCRIPT ARGS` gives it."""
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "sibling.py").write_text("ANSWER = 42\n")
+    script = tmp_path / "scripts" / "train.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys
+            import timm
+            import sibling
+            model = timm.create_model(sys.argv[2], num_classes=3)
+            print(__name__, sys.argv[1:], type(model).__name__, model.num_classes, sibling.ANSWER)
+            """
+        )
+    )
+    argv = ["data", "litv2_nano", "--model-kwargs", "-h"]
+    done = subprocess.run(
+        [sys.executable, "-m", "hilovit", "timm", str(script), *argv], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"__main__ {argv} LITv2 3 42"
 
 
 def test_no_side_effects_at_import_or_in_non_yolo_commands(tmp_path):

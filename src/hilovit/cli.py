@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import runpy
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -57,6 +59,20 @@ def _models(args: argparse.Namespace) -> None:
     print("\n".join(names))
 
 
+def _timm(args: argparse.Namespace) -> None:
+    """Run ``args.script`` as ``__main__`` with hilovit's models registered (``import hilovit`` did that), and
+    ``sys.argv`` / ``sys.path[0]`` as ``python SCRIPT ARGS`` would set them."""
+    script: Path = args.script
+    if not script.is_file():
+        raise ValueError(
+            f"no script at {str(script)!r}: expected the path of one of timm's scripts (train.py, validate.py, "
+            "benchmark.py, onnx_export.py, ... of a pytorch-image-models checkout; timm's wheel does not ship them)"
+        )
+    sys.argv = [str(script), *args.script_args]
+    sys.path.insert(0, str(script.resolve().parent))
+    runpy.run_path(str(script), run_name="__main__")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `hilovit` parser: every subcommand a :class:`~hilovit.grammar.Parser` (one-line errors, defaults
     in ``--help``)."""
@@ -74,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="only the models of this task",
     )
     models.set_defaults(run=_models)
+    timm_script = add_command(
+        commands, "timm", help="run one of timm's scripts (train.py, validate.py, ...) with hilovit's models"
+    )
+    timm_script.add_argument("script", type=Path, help="path of the script, e.g. pytorch-image-models/train.py")
+    timm_script.add_argument("script_args", nargs=argparse.REMAINDER, help="the script's own arguments")
+    timm_script.set_defaults(run=_timm)
     add_training_commands(commands)
     add_bench_commands(commands)
     add_export_commands(commands)

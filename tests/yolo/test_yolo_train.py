@@ -20,6 +20,7 @@ onnxruntime = pytest.importorskip("onnxruntime")
 
 import hilovit.yolo  # noqa: E402
 from hilovit.cli import main  # noqa: E402
+from hilovit.speed import fixed_threads  # noqa: E402
 
 IMGSZ = 64
 # A fresh interpreter: network refused from the first line, hilovit.yolo before ultralytics, the checkpoint
@@ -174,20 +175,38 @@ def test_every_yaml_trains_validates_and_exports_offline_through_the_cli(
     capsys: pytest.CaptureFixture,
 ) -> None:
     """One epoch, val and ONNX export of each shipped YAML (scale n) with ``hilovit yolo``, network refused; the
-    runs land under the working directory; ultralytics' settings (``runs_dir``, ...) are neither used nor changed.
+    runs land under the working directory; ultralytics' settings (``runs_dir``, ...) are neither used nor changed;
+    training and validation compute on torch's thread count, not on the one thread ultralytics' ``select_device``
+    sets on a 2-core machine (``cpu_count() - 1``, made 1 here on any machine).
     Kept cheap: the shipped YAML as it is, at 32 px, one training step (4 images, batch 4), 2 validation images."""
     from ultralytics import YOLO
+    from ultralytics.engine.trainer import BaseTrainer
+    from ultralytics.models.yolo.detect import DetectionValidator
     from ultralytics.utils import SETTINGS
 
+    threads_seen: list[int] = []
+
+    def record_threads(method):
+        def recorded(*args, **kwargs):
+            threads_seen.append(torch.get_num_threads())
+            return method(*args, **kwargs)
+
+        return recorded
+
+    monkeypatch.setattr("ultralytics.utils.torch_utils.NUM_THREADS", 1)
+    monkeypatch.setattr(BaseTrainer, "optimizer_step", record_threads(BaseTrainer.optimizer_step))
+    monkeypatch.setattr(DetectionValidator, "update_metrics", record_threads(DetectionValidator.update_metrics))
     watched = ("runs_dir", "datasets_dir", "weights_dir", "sync")  # export sets a one-time *_msg flag of its own
     settings = {key: SETTINGS[key] for key in watched}
     monkeypatch.chdir(tmp_path)
     common = ["--data", str(scenes), "--img-size", str(SMALL), "--device", "cpu", "--output", "runs", "plots=False"]
-    main(["yolo", "train", "--model", model, "--epochs", "1", "--batch-size", "4", *common])
-    best = tmp_path / "runs" / "train" / "weights" / "best.pt"
-    assert capsys.readouterr().out.strip().endswith(f"weights: {best}")
-    main(["yolo", "val", "--model", str(best), "--batch", "2", *common])
-    assert "mAP50-95" in capsys.readouterr().out and (tmp_path / "runs" / "val").is_dir()
+    with fixed_threads(2):
+        main(["yolo", "train", "--model", model, "--epochs", "1", "--batch-size", "4", *common])
+        best = tmp_path / "runs" / "train" / "weights" / "best.pt"
+        assert capsys.readouterr().out.strip().endswith(f"weights: {best}")
+        main(["yolo", "val", "--model", str(best), "--batch", "2", *common])
+        assert "mAP50-95" in capsys.readouterr().out and (tmp_path / "runs" / "val").is_dir()
+    assert len(threads_seen) >= 3 and set(threads_seen) == {2}, threads_seen  # a step, then validation batches
     main(["yolo", "export", "--model", str(best), "--imgsz", str(SMALL), "--device", "cpu", "simplify=False"])
     onnx_file = Path(capsys.readouterr().out.strip().splitlines()[-1])
     assert onnx_file == best.with_suffix(".onnx")

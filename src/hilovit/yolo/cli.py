@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,10 +146,13 @@ def _is_rtdetr_yaml(path: str) -> bool:
     return yaml_model_load(path)["head"][-1][2] == "RTDETRDecoder"
 
 
-def run(mode: str, model: str, **settings: Any) -> tuple[Model, Any]:
-    """``<YOLO or RTDETR>(model).<mode>(**settings)`` after :func:`hilovit.yolo.register`, offline, keeping
-    torch's thread count; returns the ultralytics model and what the call returned. ``model`` is resolved by
-    :func:`resolve_model`.
+def run(
+    mode: str, model: str, callbacks: Mapping[str, Callable[[Any], None]] | None = None, **settings: Any
+) -> tuple[Model, Any]:
+    """``<YOLO or RTDETR>(model).<mode>(**settings)`` after :func:`hilovit.yolo.register`, offline, computing
+    on torch's thread count (not ultralytics' ``cpu_count() - 1``); returns the ultralytics model and what the
+    call returned. ``model`` is resolved by :func:`resolve_model`; ``callbacks`` maps ultralytics event names
+    (``"on_train_batch_end"``, ...) to a function added for that event.
 
     Training uses hilovit's trainer (:mod:`hilovit.yolo.trainers`, so DDP workers register the modules) and
     ``amp=False`` unless given: on CUDA, ultralytics' AMP check downloads yolo26n.pt (see :mod:`hilovit.yolo.offline`).
@@ -162,11 +165,15 @@ def run(mode: str, model: str, **settings: Any) -> tuple[Model, Any]:
     with registered():
         from ultralytics import RTDETR, YOLO
 
+        from hilovit.yolo.threads import compute_on_current_threads
         from hilovit.yolo.trainers import trainer_for
 
-        with fixed_threads(None):  # ultralytics' select_device sets cpu_count() - 1 threads
+        with fixed_threads(None):  # and back to it afterwards
             path = resolve_model(model)
             yolo = (RTDETR if _is_rtdetr_yaml(path) else YOLO)(path)  # YOLO(<RT-DETR .pt>) becomes an RTDETR
+            compute_on_current_threads(yolo)
+            for event, callback in (callbacks or {}).items():
+                yolo.add_callback(event, callback)
             if mode == "train":
                 settings.setdefault("amp", False)
                 settings.setdefault("trainer", trainer_for(yolo))

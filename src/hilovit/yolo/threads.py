@@ -3,17 +3,26 @@
 ``import ultralytics`` sets ``OMP_NUM_THREADS=1`` when it is unset, to keep its data-loader workers lean. A torch
 that initialises afterwards (ultralytics imported first) then computes on one thread, and subprocesses inherit
 the variable. ultralytics' ``select_device`` also sets torch to ``cpu_count() - 1`` threads on every CPU
-train/val/predict/export call; :func:`hilovit.speed.fixed_threads` around such calls restores the count.
+train/val/predict/export call (1 on a 2-core machine): :func:`compute_on_current_threads` sets the count back
+before the computation, and :func:`hilovit.speed.fixed_threads` around such calls restores it afterwards.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-__all__ = ["undo_ultralytics_thread_default"]
+if TYPE_CHECKING:
+    from ultralytics.engine.model import Model
+
+__all__ = ["compute_on_current_threads", "undo_ultralytics_thread_default"]
+
+#: ultralytics' events that follow its ``select_device`` call and precede the computation, in the trainer,
+#: validator, predictor and exporter
+AFTER_SELECT_DEVICE = ("on_pretrain_routine_start", "on_val_start", "on_predict_start", "on_export_start")
 
 
 def _started_with(name: str) -> bool | None:
@@ -41,3 +50,11 @@ def undo_ultralytics_thread_default() -> None:
     del os.environ["OMP_NUM_THREADS"]
     if torch.get_num_threads() == 1:
         torch.set_num_threads(torch.get_num_interop_threads())
+
+
+def compute_on_current_threads(yolo: Model) -> None:
+    """Make ``yolo``'s train, val, predict and export calls compute on torch's current thread count instead of the
+    ``cpu_count() - 1`` that ultralytics' ``select_device`` sets."""
+    threads = torch.get_num_threads()
+    for event in AFTER_SELECT_DEVICE:
+        yolo.add_callback(event, lambda _: torch.set_num_threads(threads))
