@@ -1,24 +1,13 @@
 """Smoke tests of benchmarks/bench_models.py: its official-structure twin and its command line."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import timm
 import torch
 
-PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_models.py"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_models", PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+def bench(load_benchmark):
+    return load_benchmark("bench_models")
 
 
 def twin_pair(bench):
